@@ -1,0 +1,56 @@
+// Real-to-complex and complex-to-real 3-D FFTs of maps, through pocketfft.
+//
+// Convention (DESIGN.md §2, the same as gemmi.transform_map_to_f_phi and CCP4 sfall):
+//   F(h) = (V/N) Σ_x ρ(x) exp(+2πi h·x)      (map → structure factors)
+//   ρ(x) = (1/V) Σ_h F(h) exp(−2πi h·x)      (structure factors → map)
+// V is the box volume in Å³ and N the number of voxels, so a round trip is exact. A map of shape
+// (nz, ny, nx) gives the half-transform (nz, ny, nx/2 + 1): h = ix >= 0 along x, and
+// k, l = iy, iz taken modulo ny, nz (indices above n/2 are negative frequencies).
+#pragma once
+
+#include <complex>
+#include <cstddef>
+#include <stdexcept>
+
+#include "pocketfft_hdronly.h"
+#include "threads.hpp"
+
+namespace voxscale {
+
+/// Map → structure factors. `in` holds nz*ny*nx floats, `out` nz*ny*(nx/2+1) complex values;
+/// `volume` is the box volume in Å³.
+inline void map_to_sf(const float* in, std::complex<float>* out, std::size_t nx, std::size_t ny,
+                      std::size_t nz, double volume, int nthreads) {
+  if (nx == 0 || ny == 0 || nz == 0) throw std::invalid_argument("map has an empty axis");
+  const int nt = resolve_threads(nthreads);
+  const std::size_t hx = nx / 2 + 1;
+  const pocketfft::shape_t shape{nz, ny, nx};
+  const pocketfft::stride_t stride_in{std::ptrdiff_t(sizeof(float) * ny * nx),
+                                      std::ptrdiff_t(sizeof(float) * nx), sizeof(float)};
+  const pocketfft::stride_t stride_out{std::ptrdiff_t(sizeof(std::complex<float>) * ny * hx),
+                                       std::ptrdiff_t(sizeof(std::complex<float>) * hx),
+                                       sizeof(std::complex<float>)};
+  const double n = double(nx) * double(ny) * double(nz);
+  // pocketfft's "backward" direction uses exp(+i…), the sign of our convention.
+  pocketfft::r2c<float>(shape, stride_in, stride_out, {0, 1, 2}, pocketfft::BACKWARD, in, out,
+                        float(volume / n), std::size_t(nt));
+}
+
+/// Structure factors → map: the inverse of map_to_sf. `in` is the half-transform.
+inline void sf_to_map(const std::complex<float>* in, float* out, std::size_t nx, std::size_t ny,
+                      std::size_t nz, double volume, int nthreads) {
+  if (nx == 0 || ny == 0 || nz == 0) throw std::invalid_argument("map has an empty axis");
+  if (!(volume > 0.0)) throw std::invalid_argument("volume must be > 0");
+  const int nt = resolve_threads(nthreads);
+  const std::size_t hx = nx / 2 + 1;
+  const pocketfft::shape_t shape{nz, ny, nx};
+  const pocketfft::stride_t stride_in{std::ptrdiff_t(sizeof(std::complex<float>) * ny * hx),
+                                      std::ptrdiff_t(sizeof(std::complex<float>) * hx),
+                                      sizeof(std::complex<float>)};
+  const pocketfft::stride_t stride_out{std::ptrdiff_t(sizeof(float) * ny * nx),
+                                       std::ptrdiff_t(sizeof(float) * nx), sizeof(float)};
+  pocketfft::c2r<float>(shape, stride_in, stride_out, {0, 1, 2}, pocketfft::FORWARD, in, out,
+                        float(1.0 / volume), std::size_t(nt));
+}
+
+}  // namespace voxscale

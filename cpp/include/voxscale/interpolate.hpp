@@ -1,0 +1,359 @@
+// Interpolation of a map at arbitrary points and resampling through an affine transform.
+//
+// Two orders, both defined on the index domain [0, n-1] of every axis; a point outside it gets
+// the fill value (and a zero gradient) and is flagged outside, as ChimeraX fitmap does:
+//   order 1  trilinear interpolation of the samples;
+//   order 3  cubic B-spline interpolation of *spline coefficients* (see spline_prefilter), the
+//            same interpolant as scipy.ndimage with order=3, mode='mirror'. It reproduces the
+//            samples exactly, is C2-continuous and far more accurate between samples than
+//            trilinear, which matters for fitting and for the voxel-scale scan.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "grid.hpp"
+#include "threads.hpp"
+
+namespace voxscale {
+
+namespace detail {
+
+// Index of sample i of an axis of length n extended by mirror symmetry about its end samples
+// (d c b | a b c d | c b a), periodic with period 2(n-1).
+inline std::ptrdiff_t mirror_index(std::ptrdiff_t i, std::ptrdiff_t n) {
+  if (i >= 0 && i < n) return i;  // the common case, without a division
+  if (n == 1) return 0;
+  const std::ptrdiff_t period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+constexpr double kSplinePole = -0.267949192431122706472553658494;  // sqrt(3) - 2
+
+// In-place cubic B-spline prefilter of `w` interleaved lines of length n:
+// sample k of line x lives at buf[k * w + x]. Mirror boundary conditions (Unser 1999).
+inline void spline_filter_block(double* buf, std::size_t n, std::size_t w) {
+  if (n < 2) return;
+  const double z = kSplinePole;
+  const double gain = (1.0 - z) * (1.0 - 1.0 / z);
+  for (std::size_t i = 0; i < n * w; ++i) buf[i] *= gain;
+  // Causal initialisation: a truncated sum converges to double precision after ~28 terms;
+  // shorter lines use the exact mirror-symmetric sum.
+  const std::size_t horizon = 30;
+  std::vector<double> init(w, 0.0);
+  if (n > horizon) {
+    double zk = 1.0;
+    for (std::size_t k = 0; k < horizon; ++k, zk *= z)
+      for (std::size_t x = 0; x < w; ++x) init[x] += zk * buf[k * w + x];
+  } else {
+    const double zn = std::pow(z, double(n - 1));
+    const double z2n = zn * zn;
+    double zk = z, z2 = zn * zn / z;  // z^k and z^(2n-2-k) for k = 1
+    for (std::size_t x = 0; x < w; ++x) init[x] = buf[x] + zn * buf[(n - 1) * w + x];
+    for (std::size_t k = 1; k + 1 < n; ++k) {
+      for (std::size_t x = 0; x < w; ++x) init[x] += (zk + z2) * buf[k * w + x];
+      zk *= z;
+      z2 /= z;
+    }
+    for (std::size_t x = 0; x < w; ++x) init[x] /= (1.0 - z2n);
+  }
+  for (std::size_t x = 0; x < w; ++x) buf[x] = init[x];
+  for (std::size_t k = 1; k < n; ++k)
+    for (std::size_t x = 0; x < w; ++x) buf[k * w + x] += z * buf[(k - 1) * w + x];
+  const double last = z / (z * z - 1.0);
+  for (std::size_t x = 0; x < w; ++x)
+    buf[(n - 1) * w + x] = last * (buf[(n - 1) * w + x] + z * buf[(n - 2) * w + x]);
+  for (std::size_t k = n - 1; k-- > 0;)
+    for (std::size_t x = 0; x < w; ++x)
+      buf[k * w + x] = z * (buf[(k + 1) * w + x] - buf[k * w + x]);
+}
+
+// Weights of the 2 (linear) or 4 (cubic) samples of one axis around fractional index t,
+// their derivatives, and the (mirrored) sample indices.
+template <int Order>
+struct AxisWeights {
+  static constexpr int kTaps = Order == 1 ? 2 : 4;
+  double w[kTaps], dw[kTaps];
+  std::ptrdiff_t idx[kTaps];
+
+  void set(double t, std::ptrdiff_t n) {
+    if constexpr (Order == 1) {
+      std::ptrdiff_t i0 = static_cast<std::ptrdiff_t>(std::floor(t));
+      if (i0 > n - 2) i0 = n - 2;
+      if (i0 < 0) i0 = 0;  // n == 1
+      const double f = t - double(i0);
+      w[0] = 1.0 - f; w[1] = f;
+      dw[0] = -1.0; dw[1] = 1.0;
+      idx[0] = i0; idx[1] = n > 1 ? i0 + 1 : 0;
+      if (n == 1) { w[0] = 1.0; w[1] = 0.0; dw[0] = dw[1] = 0.0; }
+    } else {
+      const std::ptrdiff_t i0 = static_cast<std::ptrdiff_t>(std::floor(t));
+      const double f = t - double(i0), g = 1.0 - f, f2 = f * f, f3 = f2 * f;
+      w[0] = g * g * g / 6.0;
+      w[1] = (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0;
+      w[2] = (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0;
+      w[3] = f3 / 6.0;
+      dw[0] = -0.5 * g * g;
+      dw[1] = 1.5 * f2 - 2.0 * f;
+      dw[2] = -1.5 * f2 + f + 0.5;
+      dw[3] = 0.5 * f2;
+      for (int a = 0; a < 4; ++a) idx[a] = mirror_index(i0 - 1 + a, n);
+    }
+  }
+};
+
+inline bool inside_domain(double fx, double fy, double fz, const GridView<float>& g) {
+  // Written so that NaN coordinates count as outside.
+  return fx >= 0.0 && fy >= 0.0 && fz >= 0.0 && fx <= double(g.nx - 1) &&
+         fy <= double(g.ny - 1) && fz <= double(g.nz - 1);
+}
+
+// Value (and, with Grad, derivatives in index units) at fractional index (fx, fy, fz), which
+// must lie inside the domain.
+template <int Order, bool Grad>
+inline double evaluate(const GridView<float>& g, double fx, double fy, double fz, double* grad) {
+  AxisWeights<Order> wx, wy, wz;
+  wx.set(fx, std::ptrdiff_t(g.nx));
+  wy.set(fy, std::ptrdiff_t(g.ny));
+  wz.set(fz, std::ptrdiff_t(g.nz));
+  constexpr int T = AxisWeights<Order>::kTaps;
+  double v = 0.0, gx = 0.0, gy = 0.0, gz = 0.0;
+  for (int c = 0; c < T; ++c) {
+    double ty = 0.0, tdx = 0.0, tdy = 0.0;
+    for (int b = 0; b < T; ++b) {
+      const float* row = g.data + (std::size_t(wz.idx[c]) * g.ny + std::size_t(wy.idx[b])) * g.nx;
+      double sx = 0.0, sdx = 0.0;
+      for (int a = 0; a < T; ++a) {
+        const double s = row[wx.idx[a]];
+        sx += wx.w[a] * s;
+        if constexpr (Grad) sdx += wx.dw[a] * s;
+      }
+      ty += wy.w[b] * sx;
+      if constexpr (Grad) { tdx += wy.w[b] * sdx; tdy += wy.dw[b] * sx; }
+    }
+    v += wz.w[c] * ty;
+    if constexpr (Grad) { gx += wz.w[c] * tdx; gy += wz.w[c] * tdy; gz += wz.dw[c] * ty; }
+  }
+  if constexpr (Grad) { grad[0] = gx; grad[1] = gy; grad[2] = gz; }
+  return v;
+}
+
+inline void check_order(int order) {
+  if (order != 1 && order != 3)
+    throw std::invalid_argument("order must be 1 (trilinear) or 3 (cubic B-spline)");
+}
+
+inline void check_grid(const GridView<float>& g, const char* name) {
+  if (g.data == nullptr || g.nx == 0 || g.ny == 0 || g.nz == 0)
+    throw std::invalid_argument(std::string(name) + ": empty grid");
+}
+
+}  // namespace detail
+
+/// Converts samples to cubic B-spline coefficients in place (mirror boundaries), so that order-3
+/// interpolation of the result passes through the original samples. Equivalent to
+/// scipy.ndimage.spline_filter(order=3, mode='mirror'); arithmetic in double.
+inline void spline_prefilter(float* data, std::size_t nx, std::size_t ny, std::size_t nz,
+                             int nthreads) {
+  const int nt = resolve_threads(nthreads);
+  (void)nt;
+  // x: contiguous lines, one at a time.
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> buf(nx);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t line = 0; line < std::ptrdiff_t(ny * nz); ++line) {
+      float* p = data + std::size_t(line) * nx;
+      for (std::size_t i = 0; i < nx; ++i) buf[i] = p[i];
+      detail::spline_filter_block(buf.data(), nx, 1);
+      for (std::size_t i = 0; i < nx; ++i) p[i] = float(buf[i]);
+    }
+  }
+  // y: for each z, the ny rows of the slab are filtered together (vectorised over x).
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> buf(nx * ny);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t iz = 0; iz < std::ptrdiff_t(nz); ++iz) {
+      float* p = data + std::size_t(iz) * ny * nx;
+      for (std::size_t i = 0; i < nx * ny; ++i) buf[i] = p[i];
+      detail::spline_filter_block(buf.data(), ny, nx);
+      for (std::size_t i = 0; i < nx * ny; ++i) p[i] = float(buf[i]);
+    }
+  }
+  // z: for each y, the nz rows at that y are gathered, filtered together and scattered back.
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> buf(nx * nz);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t iy = 0; iy < std::ptrdiff_t(ny); ++iy) {
+      for (std::size_t iz = 0; iz < nz; ++iz) {
+        const float* p = data + (iz * ny + std::size_t(iy)) * nx;
+        for (std::size_t ix = 0; ix < nx; ++ix) buf[iz * nx + ix] = p[ix];
+      }
+      detail::spline_filter_block(buf.data(), nz, nx);
+      for (std::size_t iz = 0; iz < nz; ++iz) {
+        float* p = data + (iz * ny + std::size_t(iy)) * nx;
+        for (std::size_t ix = 0; ix < nx; ++ix) p[ix] = float(buf[iz * nx + ix]);
+      }
+    }
+  }
+}
+
+/// Interpolates `grid` (samples for order 1, spline coefficients for order 3) at `n` points
+/// given as (x, y, z) in Å, row-major (n, 3).
+///
+/// values[i]    interpolated value, or `fill` outside the domain;
+/// gradients    optional (n, 3) derivatives d/dx, d/dy, d/dz in value per Å (0 outside);
+/// inside       optional flags, 1 where the point lies in the domain.
+inline void interpolate_points(const GridView<float>& grid, const GridGeometry& geom,
+                               const double* points, std::size_t n, int order, float fill,
+                               float* values, float* gradients, std::uint8_t* inside,
+                               int nthreads) {
+  detail::check_order(order);
+  detail::check_grid(grid, "grid");
+  geom.validate("grid");
+  const int nt = resolve_threads(nthreads);
+  (void)nt;
+  const double inv[3] = {1.0 / geom.voxel[0], 1.0 / geom.voxel[1], 1.0 / geom.voxel[2]};
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(n); ++i) {
+    const double* p = points + 3 * i;
+    const double fx = (p[0] - geom.origin[0]) * inv[0];
+    const double fy = (p[1] - geom.origin[1]) * inv[1];
+    const double fz = (p[2] - geom.origin[2]) * inv[2];
+    const bool in = detail::inside_domain(fx, fy, fz, grid);
+    if (inside) inside[i] = in ? 1 : 0;
+    double g[3] = {0.0, 0.0, 0.0};
+    double v = fill;
+    if (in) {
+      if (gradients) {
+        v = order == 1 ? detail::evaluate<1, true>(grid, fx, fy, fz, g)
+                       : detail::evaluate<3, true>(grid, fx, fy, fz, g);
+      } else {
+        v = order == 1 ? detail::evaluate<1, false>(grid, fx, fy, fz, nullptr)
+                       : detail::evaluate<3, false>(grid, fx, fy, fz, nullptr);
+      }
+    }
+    values[i] = float(v);
+    if (gradients)
+      for (int a = 0; a < 3; ++a) gradients[3 * i + a] = float(g[a] * inv[a]);
+  }
+}
+
+namespace detail {
+
+// The range [lo, hi] of steps i for which start + step*i lies in [0, top]; empty when lo > hi.
+// Floating-point rounding is monotonic in i, so checking the two ends makes the range exact.
+inline void clip_row_axis(double start, double step, double top, std::ptrdiff_t& lo,
+                          std::ptrdiff_t& hi) {
+  if (step == 0.0) {
+    if (!(start >= 0.0 && start <= top)) hi = lo - 1;
+    return;
+  }
+  double a = (0.0 - start) / step, b = (top - start) / step;
+  if (a > b) std::swap(a, b);
+  const double dlo = std::ceil(a), dhi = std::floor(b);
+  if (dlo > double(lo)) lo = dlo > double(hi) + 1.0 ? hi + 1 : std::ptrdiff_t(dlo);
+  if (dhi < double(hi)) hi = dhi < double(lo) - 1.0 ? lo - 1 : std::ptrdiff_t(dhi);
+  auto inside = [&](std::ptrdiff_t i) {
+    const double f = start + step * double(i);
+    return f >= 0.0 && f <= top;
+  };
+  while (lo <= hi && !inside(lo)) ++lo;
+  while (hi >= lo && !inside(hi)) --hi;
+}
+
+// Trilinear interpolation along one output row, every point known to be inside a source whose
+// axes all have at least two samples. The coordinates step in 32.32 fixed point: one integer
+// add per axis and point instead of float-to-int conversions, which dominate this loop (the
+// rounding drift is below 1e-6 voxel over 10^4 steps). Indices are clamped to the valid cells,
+// so no rounding can ever read outside the source.
+inline void trilinear_row(const GridView<float>& src, const std::array<double, 3>& start,
+                          double sx, double sy, double sz, std::ptrdiff_t lo, std::ptrdiff_t hi,
+                          float* __restrict out) {
+  const float* __restrict data = src.data;
+  const std::int64_t mx = std::int64_t(src.nx) - 2, my = std::int64_t(src.ny) - 2,
+                     mz = std::int64_t(src.nz) - 2;
+  const std::int64_t dy = std::int64_t(src.nx), dz = std::int64_t(src.nx * src.ny);
+  constexpr double kOne = 4294967296.0;  // 2^32
+  constexpr float kInv = 1.0f / 4294967296.0f;
+  auto fixed = [&](double v) { return std::int64_t(std::llround(v * kOne)); };
+  std::int64_t X = fixed(start[0] + sx * double(lo)), Y = fixed(start[1] + sy * double(lo)),
+               Z = fixed(start[2] + sz * double(lo));
+  const std::int64_t DX = fixed(sx), DY = fixed(sy), DZ = fixed(sz);
+  // Cell index and fraction, clamped to the cells [0, m]: at the upper edge the fraction is 1.
+  auto split = [](std::int64_t v, std::int64_t m, std::int64_t& cell) {
+    cell = v >> 32;
+    if (cell < 0) { cell = 0; return 0.0f; }
+    std::int64_t rest = v - (cell << 32);
+    if (cell > m) { rest += (cell - m) << 32; cell = m; }
+    return float(rest) * kInv;
+  };
+  for (std::ptrdiff_t ix = lo; ix <= hi; ++ix, X += DX, Y += DY, Z += DZ) {
+    std::int64_t x0, y0, z0;
+    const float tx = split(X, mx, x0), ty = split(Y, my, y0), tz = split(Z, mz, z0);
+    const float* p = data + z0 * dz + y0 * dy + x0;
+    const float c00 = p[0] + tx * (p[1] - p[0]);
+    const float c10 = p[dy] + tx * (p[dy + 1] - p[dy]);
+    const float c01 = p[dz] + tx * (p[dz + 1] - p[dz]);
+    const float c11 = p[dz + dy] + tx * (p[dz + dy + 1] - p[dz + dy]);
+    const float c0 = c00 + ty * (c10 - c00), c1 = c01 + ty * (c11 - c01);
+    out[ix] = c0 + tz * (c1 - c0);
+  }
+}
+
+}  // namespace detail
+
+/// Resamples `src` onto an output grid (onx, ony, onz) through `index_map`, which takes an
+/// output index (ix, iy, iz) to a fractional source index. Output points outside the source
+/// domain get `fill`. The work is split by output rows; along a row the source coordinate moves
+/// by the first column of the matrix, so the part of the row inside the source is found once
+/// and the inner loop needs no bounds tests.
+inline void resample_affine(const GridView<float>& src, int order, const Affine& index_map,
+                            float* out, std::size_t onx, std::size_t ony, std::size_t onz,
+                            float fill, int nthreads) {
+  detail::check_order(order);
+  detail::check_grid(src, "source");
+  if (!index_map.finite()) throw std::invalid_argument("transform must be finite");
+  const int nt = resolve_threads(nthreads);
+  (void)nt;
+  const double sx = index_map.m[0], sy = index_map.m[3], sz = index_map.m[6];
+  const double hx = double(src.nx - 1), hy = double(src.ny - 1), hz = double(src.nz - 1);
+  const bool fast_linear = order == 1 && src.nx > 1 && src.ny > 1 && src.nz > 1;
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (std::ptrdiff_t row = 0; row < std::ptrdiff_t(ony * onz); ++row) {
+    const std::size_t iy = std::size_t(row) % ony, iz = std::size_t(row) / ony;
+    const auto start = index_map.apply(0.0, double(iy), double(iz));
+    float* o = out + std::size_t(row) * onx;
+    std::ptrdiff_t lo = 0, hi = std::ptrdiff_t(onx) - 1;
+    detail::clip_row_axis(start[0], sx, hx, lo, hi);
+    detail::clip_row_axis(start[1], sy, hy, lo, hi);
+    detail::clip_row_axis(start[2], sz, hz, lo, hi);
+    if (lo > hi) {
+      std::fill(o, o + onx, fill);
+      continue;
+    }
+    std::fill(o, o + lo, fill);
+    std::fill(o + hi + 1, o + onx, fill);
+    if (fast_linear) {
+      detail::trilinear_row(src, start, sx, sy, sz, lo, hi, o);
+      continue;
+    }
+    for (std::ptrdiff_t ix = lo; ix <= hi; ++ix) {
+      const double fx = start[0] + sx * double(ix);
+      const double fy = start[1] + sy * double(ix);
+      const double fz = start[2] + sz * double(ix);
+      o[ix] = float(order == 1 ? detail::evaluate<1, false>(src, fx, fy, fz, nullptr)
+                               : detail::evaluate<3, false>(src, fx, fy, fz, nullptr));
+    }
+  }
+}
+
+}  // namespace voxscale

@@ -1,0 +1,38 @@
+// Thread-count handling shared by every parallel kernel.
+//
+// Each kernel takes `nthreads` (0 = all available, which honours OMP_NUM_THREADS) and applies it
+// to its own parallel region only; the global OpenMP setting is never changed.
+#pragma once
+
+#include <stdexcept>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace voxscale {
+
+/// True when the core was compiled with OpenMP.
+constexpr bool has_openmp() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+/// The number of threads a kernel uses for a requested `nthreads` (0 = all available).
+/// Requests above kMaxThreads are clamped: a typo must not spawn a million threads.
+constexpr int kMaxThreads = 256;
+
+inline int resolve_threads(int nthreads) {
+  if (nthreads < 0) throw std::invalid_argument("nthreads must be >= 0 (0 = all available)");
+#ifdef _OPENMP
+  const int n = nthreads == 0 ? omp_get_max_threads() : nthreads;
+#else
+  const int n = nthreads == 0 ? 1 : nthreads;  // still meaningful for pocketfft's thread pool
+#endif
+  return n < kMaxThreads ? n : kMaxThreads;
+}
+
+}  // namespace voxscale

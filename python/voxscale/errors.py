@@ -1,0 +1,13 @@
+"""Exceptions raised by voxscale."""
+
+
+class VoxscaleError(Exception):
+    """Base class of every error voxscale raises on purpose."""
+
+
+class MapFormatError(VoxscaleError, ValueError):
+    """A map file cannot be read as a density: the message names the file and the field."""
+
+
+class ModelFormatError(VoxscaleError, ValueError):
+    """A model file cannot be read or holds no usable atoms: the message names the file."""
