@@ -24,7 +24,8 @@ py::array_t<T, py::array::c_style> as_array(const py::object& obj, const char* n
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy array");
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  // Equivalent, not identical, dtypes: an unpickled float32 dtype is a different object.
+  if (!py::isinstance<py::array_t<T>>(arr))
     throw py::type_error(std::string(name) + " must have dtype " +
                          py::str(py::dtype::of<T>()).cast<std::string>() + ", not " +
                          py::str(arr.dtype()).cast<std::string>());
@@ -82,5 +83,6 @@ void bind_interpolate(py::module_& m);
 void bind_correlation(py::module_& m);
 void bind_fft(py::module_& m);
 void bind_shells(py::module_& m);
+void bind_fit(py::module_& m);
 
 }  // namespace voxscale::bindings

@@ -193,6 +193,20 @@ class Map:
         """
         return self._origin + self._voxel_size * (self.grid_size - 1) / 2.0
 
+    @classmethod
+    def _on_grid_of(cls, data: np.ndarray, like: "Map") -> "Map":
+        """A map of freshly computed ``data`` (float32, C order) on ``like``'s grid.
+
+        For results of the library's own kernels, whose values are finite by construction:
+        it skips the full finiteness scan of the public constructor, which costs as much as
+        a resampling of a large map.
+        """
+        if data.dtype != np.float32 or not data.flags.c_contiguous or data.shape != like.shape:
+            raise ValueError("internal: data must be float32, C-contiguous, of like's shape")
+        out = cls.__new__(cls)
+        out._data, out._voxel_size, out._origin = data, like._voxel_size, like._origin
+        return out
+
     def copy(self) -> "Map":
         """Return an independent copy (the data array is copied).
 

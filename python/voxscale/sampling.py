@@ -256,5 +256,7 @@ def resample(map: Map, onto: Map, transform=None, scale=1.0, order: int = 1, *,
     _check_order(order)
     matrix = index_map(map, onto, transform, scale)
     grid = spline_coefficients(map.data, nthreads=nthreads) if order == 3 else map.data
+    if not np.isfinite(fill):
+        raise ValueError(f"fill must be finite, got {fill!r}")
     data = _core.resample_affine(grid, matrix, onto.shape, order, float(fill), nthreads)
-    return Map(data, onto.voxel_size, onto.origin)
+    return Map._on_grid_of(data, onto)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from .io import Map
-from .shells import shell_index
+from .shells import D_MIN_TOLERANCE, shell_index
 
 __all__ = ["StructureFactors", "half_transform", "map_from_half_transform",
            "structure_factors", "map_from_structure_factors"]
@@ -59,8 +59,10 @@ def map_from_half_transform(f: np.ndarray, like: Map, *, nthreads: int = 0) -> M
     if f.shape != (nz, ny, nx // 2 + 1):
         raise ValueError(f"f has shape {f.shape}; a map of shape {like.shape} needs "
                          f"{(nz, ny, nx // 2 + 1)}")
+    if not np.all(np.isfinite(f.view(np.float32))):
+        raise ValueError("structure factors must be finite")
     data = _core.sf_to_map(f, nx, float(np.prod(like.cell)), nthreads)
-    return Map(data, like.voxel_size, like.origin)
+    return Map._on_grid_of(data, like)
 
 
 def _signed(i: np.ndarray, n: int) -> np.ndarray:
@@ -135,10 +137,10 @@ def structure_factors(map: Map, d_min=None, *, nthreads: int = 0) -> StructureFa
     >>> bool(np.allclose(back.data, m.data, atol=1e-5))
     True
     """
-    full = half_transform(map, nthreads=nthreads)
-    s_max = np.inf if d_min is None else np.nextafter(1.0 / float(d_min), np.inf)
     if d_min is not None and not (np.isfinite(d_min) and d_min > 0):
         raise ValueError(f"d_min must be a positive resolution in Å, got {d_min!r}")
+    s_max = np.inf if d_min is None else (1.0 + D_MIN_TOLERANCE) / float(d_min)
+    full = half_transform(map, nthreads=nthreads)
     keep = shell_index(map.shape, map.cell, np.array([0.0, s_max]), nthreads=nthreads) >= 0
     iz, iy, ix = np.nonzero(keep)
     nz, ny, nx = map.shape

@@ -15,6 +15,9 @@ from . import _core
 
 __all__ = ["ShellSums", "shell_edges", "shell_index", "shell_sums"]
 
+#: Relative margin on the high-resolution limit, so that reflections at exactly d_min count.
+D_MIN_TOLERANCE = 1e-9
+
 
 def shell_edges(d_max, d_min, n_shells: int = 20, *, spacing: str = "cubic") -> np.ndarray:
     """Shell edges in s = 1/d (Å⁻¹) between two resolutions.
@@ -35,7 +38,8 @@ def shell_edges(d_max, d_min, n_shells: int = 20, *, spacing: str = "cubic") -> 
     -------
     numpy.ndarray, shape (n_shells + 1,)
         Increasing edges in Å⁻¹; shell j holds edges[j] <= s < edges[j+1]. The last edge is
-        nudged up by one ulp so that reflections at exactly d_min are included.
+        raised by a relative 1e-9 so that reflections at exactly d_min are included, whatever
+        the rounding of 1/d_min.
     """
     if not (np.isfinite(d_min) and d_min > 0):
         raise ValueError(f"d_min must be a positive resolution in Å, got {d_min!r}")
@@ -51,7 +55,7 @@ def shell_edges(d_max, d_min, n_shells: int = 20, *, spacing: str = "cubic") -> 
         edges = np.linspace(s_lo, s_hi, int(n_shells) + 1)
     else:
         raise ValueError(f"spacing must be 'cubic' or 'linear', got {spacing!r}")
-    edges[0], edges[-1] = s_lo, np.nextafter(s_hi, np.inf)
+    edges[0], edges[-1] = s_lo, s_hi * (1.0 + D_MIN_TOLERANCE)
     return edges
 
 

@@ -108,10 +108,21 @@ struct AxisWeights {
   }
 };
 
-inline bool inside_domain(double fx, double fy, double fz, const GridView<float>& g) {
-  // Written so that NaN coordinates count as outside.
-  return fx >= 0.0 && fy >= 0.0 && fz >= 0.0 && fx <= double(g.nx - 1) &&
-         fy <= double(g.ny - 1) && fz <= double(g.nz - 1);
+// Points this close to the domain (in voxels) count as inside: a map's own voxel positions,
+// computed as (p - origin) / voxel, can land a few ulps beyond the last index.
+constexpr double kEdgeTolerance = 1e-6;
+
+// Clamps a fractional index within kEdgeTolerance of the domain [0, n-1] into it; returns false
+// (leaving f unchanged) if it is farther out or NaN.
+inline bool clamp_to_domain(double& f, std::size_t n) {
+  const double top = double(n - 1);
+  if (!(f >= -kEdgeTolerance && f <= top + kEdgeTolerance)) return false;
+  f = f < 0.0 ? 0.0 : (f > top ? top : f);
+  return true;
+}
+
+inline bool inside_domain(double& fx, double& fy, double& fz, const GridView<float>& g) {
+  return clamp_to_domain(fx, g.nx) && clamp_to_domain(fy, g.ny) && clamp_to_domain(fz, g.nz);
 }
 
 // Value (and, with Grad, derivatives in index units) at fractional index (fx, fy, fz), which
@@ -225,9 +236,9 @@ inline void interpolate_points(const GridView<float>& grid, const GridGeometry& 
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(n); ++i) {
     const double* p = points + 3 * i;
-    const double fx = (p[0] - geom.origin[0]) * inv[0];
-    const double fy = (p[1] - geom.origin[1]) * inv[1];
-    const double fz = (p[2] - geom.origin[2]) * inv[2];
+    double fx = (p[0] - geom.origin[0]) * inv[0];
+    double fy = (p[1] - geom.origin[1]) * inv[1];
+    double fz = (p[2] - geom.origin[2]) * inv[2];
     const bool in = detail::inside_domain(fx, fy, fz, grid);
     if (inside) inside[i] = in ? 1 : 0;
     double g[3] = {0.0, 0.0, 0.0};
@@ -254,17 +265,18 @@ namespace detail {
 inline void clip_row_axis(double start, double step, double top, std::ptrdiff_t& lo,
                           std::ptrdiff_t& hi) {
   if (step == 0.0) {
-    if (!(start >= 0.0 && start <= top)) hi = lo - 1;
+    double f = start;
+    if (!clamp_to_domain(f, std::size_t(top) + 1)) hi = lo - 1;
     return;
   }
-  double a = (0.0 - start) / step, b = (top - start) / step;
+  double a = (-kEdgeTolerance - start) / step, b = (top + kEdgeTolerance - start) / step;
   if (a > b) std::swap(a, b);
   const double dlo = std::ceil(a), dhi = std::floor(b);
   if (dlo > double(lo)) lo = dlo > double(hi) + 1.0 ? hi + 1 : std::ptrdiff_t(dlo);
   if (dhi < double(hi)) hi = dhi < double(lo) - 1.0 ? lo - 1 : std::ptrdiff_t(dhi);
   auto inside = [&](std::ptrdiff_t i) {
-    const double f = start + step * double(i);
-    return f >= 0.0 && f <= top;
+    double f = start + step * double(i);
+    return clamp_to_domain(f, std::size_t(top) + 1);
   };
   while (lo <= hi && !inside(lo)) ++lo;
   while (hi >= lo && !inside(hi)) --hi;
@@ -313,9 +325,13 @@ inline void trilinear_row(const GridView<float>& src, const std::array<double, 3
 
 /// Resamples `src` onto an output grid (onx, ony, onz) through `index_map`, which takes an
 /// output index (ix, iy, iz) to a fractional source index. Output points outside the source
-/// domain get `fill`. The work is split by output rows; along a row the source coordinate moves
-/// by the first column of the matrix, so the part of the row inside the source is found once
-/// and the inner loop needs no bounds tests.
+/// domain get `fill`.
+///
+/// The output is processed in tiles of kTile voxels, so that the source region a tile reads
+/// stays in cache whatever the rotation (a whole output plane of a rotated 256³ map reads more
+/// source than L2 holds). Along a tile's row the source coordinate moves by the first column
+/// of the matrix, so the part of the row inside the source is found once and the inner loop
+/// needs no bounds tests.
 inline void resample_affine(const GridView<float>& src, int order, const Affine& index_map,
                             float* out, std::size_t onx, std::size_t ony, std::size_t onz,
                             float fill, int nthreads) {
@@ -324,34 +340,46 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
   if (!index_map.finite()) throw std::invalid_argument("transform must be finite");
   const int nt = resolve_threads(nthreads);
   (void)nt;
+  constexpr std::size_t kTile[3] = {64, 16, 16};  // x, y, z
+  const std::size_t ntx = (onx + kTile[0] - 1) / kTile[0], nty = (ony + kTile[1] - 1) / kTile[1],
+                    ntz = (onz + kTile[2] - 1) / kTile[2];
   const double sx = index_map.m[0], sy = index_map.m[3], sz = index_map.m[6];
   const double hx = double(src.nx - 1), hy = double(src.ny - 1), hz = double(src.nz - 1);
   const bool fast_linear = order == 1 && src.nx > 1 && src.ny > 1 && src.nz > 1;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (std::ptrdiff_t row = 0; row < std::ptrdiff_t(ony * onz); ++row) {
-    const std::size_t iy = std::size_t(row) % ony, iz = std::size_t(row) / ony;
-    const auto start = index_map.apply(0.0, double(iy), double(iz));
-    float* o = out + std::size_t(row) * onx;
-    std::ptrdiff_t lo = 0, hi = std::ptrdiff_t(onx) - 1;
-    detail::clip_row_axis(start[0], sx, hx, lo, hi);
-    detail::clip_row_axis(start[1], sy, hy, lo, hi);
-    detail::clip_row_axis(start[2], sz, hz, lo, hi);
-    if (lo > hi) {
-      std::fill(o, o + onx, fill);
-      continue;
-    }
-    std::fill(o, o + lo, fill);
-    std::fill(o + hi + 1, o + onx, fill);
-    if (fast_linear) {
-      detail::trilinear_row(src, start, sx, sy, sz, lo, hi, o);
-      continue;
-    }
-    for (std::ptrdiff_t ix = lo; ix <= hi; ++ix) {
-      const double fx = start[0] + sx * double(ix);
-      const double fy = start[1] + sy * double(ix);
-      const double fz = start[2] + sz * double(ix);
-      o[ix] = float(order == 1 ? detail::evaluate<1, false>(src, fx, fy, fz, nullptr)
-                               : detail::evaluate<3, false>(src, fx, fy, fz, nullptr));
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
+  for (std::ptrdiff_t tile = 0; tile < std::ptrdiff_t(ntx * nty * ntz); ++tile) {
+    const std::size_t tx = std::size_t(tile) % ntx, ty = (std::size_t(tile) / ntx) % nty,
+                      tz = std::size_t(tile) / (ntx * nty);
+    const std::size_t x_begin = tx * kTile[0], x_end = std::min(onx, x_begin + kTile[0]);
+    const std::size_t y_end = std::min(ony, (ty + 1) * kTile[1]);
+    const std::size_t z_end = std::min(onz, (tz + 1) * kTile[2]);
+    for (std::size_t iz = tz * kTile[2]; iz < z_end; ++iz) {
+      for (std::size_t iy = ty * kTile[1]; iy < y_end; ++iy) {
+        const auto start = index_map.apply(0.0, double(iy), double(iz));
+        float* o = out + (iz * ony + iy) * onx;
+        std::ptrdiff_t lo = std::ptrdiff_t(x_begin), hi = std::ptrdiff_t(x_end) - 1;
+        detail::clip_row_axis(start[0], sx, hx, lo, hi);
+        detail::clip_row_axis(start[1], sy, hy, lo, hi);
+        detail::clip_row_axis(start[2], sz, hz, lo, hi);
+        if (lo > hi) {
+          std::fill(o + x_begin, o + x_end, fill);
+          continue;
+        }
+        std::fill(o + x_begin, o + lo, fill);
+        std::fill(o + hi + 1, o + x_end, fill);
+        if (fast_linear) {
+          detail::trilinear_row(src, start, sx, sy, sz, lo, hi, o);
+          continue;
+        }
+        for (std::ptrdiff_t ix = lo; ix <= hi; ++ix) {
+          double fx = start[0] + sx * double(ix);
+          double fy = start[1] + sy * double(ix);
+          double fz = start[2] + sz * double(ix);
+          detail::inside_domain(fx, fy, fz, src);  // clamps the last-ulp overshoots
+          o[ix] = float(order == 1 ? detail::evaluate<1, false>(src, fx, fy, fz, nullptr)
+                                   : detail::evaluate<3, false>(src, fx, fy, fz, nullptr));
+        }
+      }
     }
   }
 }
