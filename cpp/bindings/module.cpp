@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   voxscale::bindings::bind_correlation(m);
   voxscale::bindings::bind_fft(m);
   voxscale::bindings::bind_shells(m);
+  voxscale::bindings::bind_fit(m);
 }

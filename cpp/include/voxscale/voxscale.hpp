@@ -6,10 +6,12 @@
 //   correlation.hpp  pearson (optionally weighted)
 //   fft.hpp          map_to_sf / sf_to_map (pocketfft, DESIGN.md §2 sign and normalisation)
 //   shells.hpp       shell_index over the half-transform, shell_sums
+//   fit.hpp          rigid_score: correlation of fit points with a map and its gradient
 #pragma once
 
 #include "correlation.hpp"
 #include "fft.hpp"
+#include "fit.hpp"
 #include "grid.hpp"
 #include "interpolate.hpp"
 #include "shells.hpp"

@@ -1,0 +1,273 @@
+"""The voxel-scale scan (DESIGN.md §1 step 2): correlation against a trial voxel-size factor.
+
+For each trial factor s the target's voxel size becomes s·v (about its box centre) and the
+target is re-fitted rigidly into the reference, warm-started from the neighbouring factor; the
+correlation curve peaks at the relative voxel-scale correction. The scan runs coarse to fine:
+the whole range at a coarse step, then the requested step around the coarse maximum; every
+factor evaluated is reported in the curve. The maximum is refined below the step by parabolas
+through the top points (see :func:`refine_peak`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .errors import VoxscaleError
+from .fit import FitPoints, FitResult, ReferenceGrid, fit_points, rigid_fit
+from .io import Map
+from .placement import Placement, place_by_maps, superpose_models
+
+__all__ = ["ScanResult", "scan_voxel_scale", "refine_peak"]
+
+
+@dataclass
+class ScanResult:
+    """Outcome of :func:`scan_voxel_scale`.
+
+    Attributes
+    ----------
+    best_scale : float
+        Voxel-scale factor s at the correlation maximum: the target's corrected voxel size is
+        s × its header value.
+    uncertainty : float
+        Estimated standard uncertainty of ``best_scale``.
+    scales, cc : numpy.ndarray
+        Every factor evaluated (sorted) and its correlation after refitting.
+    transform : numpy.ndarray, shape (4, 4)
+        Rigid fit at ``best_scale``: x_ref = R·x + t for target coordinates scaled by
+        ``best_scale`` about the target's box centre.
+    cc_at_unit : float
+        Correlation at s = 1 (after refitting), the uncorrected fit.
+    cc_best : float
+        Correlation at ``best_scale``.
+    placement : Placement
+        The initial placement used.
+    contour : float
+        Target contour level of the fit points.
+    n_points : int
+        Number of fit points.
+    seconds : float
+        Wall time of the scan, placement included.
+    anisotropic : dict or None
+        Result of the anisotropic refinement when requested.
+    """
+
+    best_scale: float
+    uncertainty: float
+    scales: np.ndarray
+    cc: np.ndarray
+    transform: np.ndarray
+    cc_at_unit: float
+    cc_best: float
+    placement: Placement
+    contour: float
+    n_points: int
+    seconds: float
+    anisotropic: Optional[dict] = None
+    fits: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def percent(self) -> float:
+        """float : Relative voxel-size correction 100·(best_scale − 1) in %."""
+        return 100.0 * (self.best_scale - 1.0)
+
+    @property
+    def rotation_deg(self) -> float:
+        """float : Rotation angle of :attr:`transform` in degrees."""
+        from .fit import rotation_angle_deg
+        return rotation_angle_deg(self.transform[:3, :3])
+
+    @property
+    def shift_A(self) -> float:
+        """float : Length of the translation of :attr:`transform` in Å."""
+        return float(np.linalg.norm(self.transform[:3, 3]))
+
+
+def refine_peak(scales, cc, *, n_points: int = 5):
+    """Sub-step maximum of a sampled correlation curve.
+
+    A parabola is fitted by least squares through the ``n_points`` samples around the largest
+    one; its vertex is the estimate. The uncertainty combines the vertex's standard error
+    from the fit residuals with the spread of the vertices of 3-, 5- and 7-point parabolas
+    (how much the answer depends on the parabola model).
+
+    Parameters
+    ----------
+    scales, cc : array_like
+        Sorted, equally or unequally spaced samples.
+    n_points : int, optional
+        Points in the main fit (default 5).
+
+    Returns
+    -------
+    best : float
+    uncertainty : float
+    """
+    s = np.asarray(scales, dtype=np.float64)
+    c = np.asarray(cc, dtype=np.float64)
+    i = int(np.nanargmax(c))
+
+    def vertex(k):
+        lo = max(0, min(i - k // 2, len(s) - k))
+        xs, ys = s[lo:lo + k], c[lo:lo + k]
+        if len(xs) < 3:
+            return s[i], np.inf
+        x0 = xs.mean()
+        design = np.stack([(xs - x0) ** 2, xs - x0, np.ones_like(xs)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
+        a, b = coef[0], coef[1]
+        if not a < 0:
+            return s[i], np.inf
+        v = x0 - b / (2 * a)
+        dof = len(xs) - 3
+        if dof > 0:
+            resid = ys - design @ coef
+            cov = np.linalg.inv(design.T @ design) * (resid @ resid) / dof
+            jac = np.array([b / (2 * a * a), -1 / (2 * a), 0.0])
+            se = float(np.sqrt(max(jac @ cov @ jac, 0.0)))
+        else:
+            se = 0.0
+        if not xs[0] <= v <= xs[-1]:  # the vertex left the fitted span: keep the sample
+            return s[i], np.inf
+        return float(v), se
+
+    best, se = vertex(n_points)
+    others = [vertex(k)[0] for k in (3, 7) if k != n_points]
+    spread = float(np.std([best] + others)) if others else 0.0
+    if not np.isfinite(se):
+        step = float(np.median(np.diff(s))) if len(s) > 1 else 0.0
+        return float(best), step
+    return float(best), float(np.hypot(se, spread))
+
+
+def _default_scales(lo: float, hi: float, step: float):
+    if not (0 < lo < 1 < hi) or not step > 0:
+        raise ValueError(f"the scan range must contain 1 (got {lo}..{hi}) and step must be > 0")
+    coarse_step = max(step, 0.01)
+    n_lo, n_hi = int(np.floor((1 - lo) / coarse_step + 1e-9)), int(np.floor((hi - 1) / coarse_step + 1e-9))
+    coarse = 1.0 + coarse_step * np.arange(-n_lo, n_hi + 1)
+    return coarse, coarse_step
+
+
+def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, scales=None,
+                     contour=None, nthreads: int = 0, *, scale_range=(0.95, 1.05),
+                     step: float = 0.002, initial_transform=None, max_points: int = 80000,
+                     order: int = 3, anisotropic: bool = False,
+                     progress: Optional[Callable[[int, int, str], None]] = None) -> ScanResult:
+    """Find the relative voxel-scale factor of a target map against a reference map.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Reference and target maps (any boxes, voxel sizes and origins).
+    ref_model, target_model : gemmi.Structure, optional
+        Models of the two maps; with both, the initial placement superposes their Cα atoms.
+        Without them the placement is map-only (:func:`voxscale.placement.place_by_maps`).
+    scales : array_like, optional
+        Explicit trial factors; default a coarse-to-fine scan of ``scale_range``.
+    contour : float, optional
+        Target contour level for the fit points (default mean + 1σ of the target box).
+    nthreads : int, optional
+        Threads (0 = all available).
+    scale_range : (float, float), optional
+        Range of the default scan (0.95, 1.05).
+    step : float, optional
+        Finest step of the default scan (0.002).
+    initial_transform : array_like, shape (4, 4), optional
+        Start from this placement (x_ref = R·x_tgt + t) instead of models or a map search.
+    max_points : int, optional
+        At most this many fit points (an even subset of those above the contour).
+    order : {1, 3}, optional
+        Interpolation of the reference: 3 (cubic B-spline, default) or 1 (trilinear).
+    anisotropic : bool, optional
+        After the isotropic scan, refine a symmetric 3x3 scale matrix (see
+        :func:`voxscale.anisotropic.refine_anisotropic_scale`).
+    progress : callable, optional
+        Called as progress(done, total, message) after each factor.
+
+    Returns
+    -------
+    ScanResult
+
+    Raises
+    ------
+    VoxscaleError
+        If the target has too few points above its contour or does not overlap the reference.
+    """
+    start_time = time.perf_counter()
+    pts = fit_points(target, contour, max_points=max_points)
+    if initial_transform is not None:
+        placement = Placement(np.asarray(initial_transform, dtype=np.float64), "given")
+    elif ref_model is not None and target_model is not None:
+        placement = superpose_models(ref_model, target_model)
+    else:
+        placement = place_by_maps(ref, target, contour=contour, nthreads=nthreads)
+    grid = ReferenceGrid(ref, order=order, nthreads=nthreads)
+    fits: dict[float, FitResult] = {}
+
+    def refit(s: float, start: np.ndarray) -> FitResult:
+        fit = rigid_fit(grid, pts.scaled(s), pts.values, start, nthreads=nthreads)
+        fits[round(float(s), 12)] = fit
+        return fit
+
+    def nearest_transform(s: float) -> np.ndarray:
+        done = np.array(sorted(fits))
+        return fits[float(done[np.argmin(np.abs(done - s))])].transform
+
+    unit = refit(1.0, placement.transform)
+    if scales is not None:
+        todo = np.unique(np.asarray(scales, dtype=np.float64))
+        if np.any(todo <= 0) or not np.all(np.isfinite(todo)):
+            raise ValueError("trial scales must be positive and finite")
+        total = len(todo)
+        _sweep(todo, refit, nearest_transform, progress, 0, total)
+    else:
+        coarse, coarse_step = _default_scales(*scale_range, step)
+        fine_half = int(round(coarse_step / step))
+        total = len(coarse) + 2 * fine_half + 1
+        _sweep(coarse, refit, nearest_transform, progress, 0, total)
+        keys = np.array(sorted(fits))
+        best_coarse = keys[int(np.argmax([fits[k].cc for k in keys]))]
+        fine = best_coarse + step * np.arange(-fine_half, fine_half + 1)
+        fine = fine[(fine >= scale_range[0] - 1e-12) & (fine <= scale_range[1] + 1e-12)]
+        _sweep(fine, refit, nearest_transform, progress, len(coarse), total)
+    keys = np.array(sorted(fits))
+    cc = np.array([fits[k].cc for k in keys])
+    best, uncertainty = _peak_from_finest(keys, cc, step if scales is None else None)
+    final = refit(best, nearest_transform(best))
+    keys = np.array(sorted(fits))
+    cc = np.array([fits[k].cc for k in keys])
+    result = ScanResult(best_scale=best, uncertainty=uncertainty, scales=keys, cc=cc,
+                        transform=final.transform, cc_at_unit=unit.cc, cc_best=final.cc,
+                        placement=placement, contour=pts.contour, n_points=len(pts),
+                        seconds=0.0, fits=fits)
+    if anisotropic:
+        from .anisotropic import refine_anisotropic_scale
+        result.anisotropic = refine_anisotropic_scale(grid, pts, best, final.transform,
+                                                      nthreads=nthreads)
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def _sweep(scales, refit, nearest_transform, progress, done, total):
+    """Refit at every factor, going outwards from the one nearest 1 so each start is close."""
+    scales = np.sort(np.asarray(scales, dtype=np.float64))
+    pivot = int(np.argmin(np.abs(scales - 1.0)))
+    order = list(range(pivot, len(scales))) + list(range(pivot - 1, -1, -1))
+    for count, i in enumerate(order, start=1):
+        s = float(scales[i])
+        fit = refit(s, nearest_transform(s))
+        if progress is not None:
+            progress(done + count, total, f"s = {s:.4f}  cc = {fit.cc:.5f}")
+
+
+def _peak_from_finest(scales, cc, step):
+    """refine_peak on the finest-spaced samples around the maximum."""
+    if step is None:
+        return refine_peak(scales, cc)
+    i = int(np.argmax(cc))
+    near = np.abs(scales - scales[i]) <= 3.5 * step
+    return refine_peak(scales[near], cc[near])

@@ -1,0 +1,119 @@
+"""Model maps from atomic models, and maps with a known voxel-size error (for tests and demos).
+
+Densities come from gemmi's electron-scattering density calculator (``DensityCalculatorE``)
+on a P1 box that is exactly the map's box, so the model must lie inside it with a margin of a
+few Å (the box is periodic for the calculator). A resolution d is imposed as in ChimeraX
+``molmap``: each atom is blurred by a Gaussian of σ = 0.225·d (an extra B of 8π²σ² ≈ 4·d² Å²
+on top of its own B factor), then the map is cut off sharply at d in Fourier space.
+"""
+from __future__ import annotations
+
+import gemmi
+import numpy as np
+
+from .io import Map
+from .sf import half_transform, map_from_half_transform
+from .shells import D_MIN_TOLERANCE
+
+__all__ = ["model_map", "relabel_voxel_size", "transform_structure"]
+
+
+def transform_structure(structure: gemmi.Structure, transform) -> gemmi.Structure:
+    """A copy of a structure with x -> R·x + t applied to every atom.
+
+    Parameters
+    ----------
+    structure : gemmi.Structure
+    transform : array_like, shape (4, 4)
+
+    Returns
+    -------
+    gemmi.Structure
+    """
+    t = np.asarray(transform, dtype=np.float64)
+    out = structure.clone()
+    tr = gemmi.Transform(gemmi.Mat33(t[:3, :3].tolist()), gemmi.Vec3(*t[:3, 3]))
+    for model in out:
+        model.transform_pos_and_adp(tr)
+    return out
+
+
+def model_map(structure: gemmi.Structure, *, voxel_size, shape, origin, resolution=None,
+              blur=None, nthreads: int = 0) -> Map:
+    """Density of a model sampled on a given grid.
+
+    Parameters
+    ----------
+    structure : gemmi.Structure
+        The model (first model used), coordinates in Å.
+    voxel_size : float or array_like, shape (3,)
+        Grid spacing x, y, z in Å.
+    shape : tuple of int
+        Grid shape (nz, ny, nx).
+    origin : array_like, shape (3,)
+        Position of voxel (0, 0, 0), x, y, z in Å.
+    resolution : float, optional
+        Resolution d in Å: extra blur 8π²(0.225·d)² Å² and a Fourier cut-off at d.
+    blur : float, optional
+        Extra B in Å² instead of the one implied by ``resolution``.
+    nthreads : int, optional
+        Threads for the Fourier cut-off.
+
+    Returns
+    -------
+    Map
+    """
+    voxel = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+    origin = np.asarray(origin, dtype=np.float64)
+    nz, ny, nx = (int(n) for n in shape)
+    cell = voxel * (nx, ny, nz)
+    shift = np.eye(4)
+    shift[:3, 3] = -origin  # the calculator's box starts at 0
+    st = transform_structure(structure, shift)
+    dc = gemmi.DensityCalculatorE()
+    dc.d_min = 0.0  # keep our grid: the calculator sizes its own grid when d_min is set
+    if blur is None:
+        blur = 0.0 if resolution is None else 8 * np.pi**2 * (0.225 * float(resolution)) ** 2
+    dc.blur = float(blur)
+    dc.grid.unit_cell = gemmi.UnitCell(*cell, 90, 90, 90)
+    dc.grid.spacegroup = gemmi.SpaceGroup("P 1")
+    dc.grid.set_size(nx, ny, nz)
+    dc.put_model_density_on_grid(st[0])
+    data = np.ascontiguousarray(np.array(dc.grid, copy=False).transpose(2, 1, 0), np.float32)
+    out = Map(data, voxel, origin)
+    if resolution is not None:
+        f = half_transform(out, nthreads=nthreads)
+        f *= _low_pass_mask(out.shape, out.cell, float(resolution))
+        out = map_from_half_transform(f, out, nthreads=nthreads)
+    return out
+
+
+def _low_pass_mask(shape, cell, d_min: float) -> np.ndarray:
+    """Boolean half-grid mask of all reflections (Friedel mates included) with d >= d_min."""
+    nz, ny, nx = shape
+    h = np.arange(nx // 2 + 1) / cell[0]
+    k = np.fft.fftfreq(ny, 1.0 / ny) / cell[1]
+    l = np.fft.fftfreq(nz, 1.0 / nz) / cell[2]
+    s2 = l[:, None, None] ** 2 + k[None, :, None] ** 2 + h[None, None, :] ** 2
+    return s2 <= ((1 + D_MIN_TOLERANCE) / d_min) ** 2
+
+
+def relabel_voxel_size(map: Map, voxel_size) -> Map:
+    """The same data with another voxel size, keeping the box centre where it was.
+
+    This is how a voxel-size error is simulated: sample a model every v/f Å and label the map
+    with v (DESIGN.md §6); the correction factor is then s = 1/f.
+
+    Parameters
+    ----------
+    map : Map
+    voxel_size : float or array_like, shape (3,)
+        New voxel size x, y, z in Å.
+
+    Returns
+    -------
+    Map
+    """
+    voxel = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+    n = map.grid_size
+    return Map(map.data, voxel, map.center - voxel * (n - 1) / 2.0)
