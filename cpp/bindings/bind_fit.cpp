@@ -17,11 +17,11 @@ py::tuple rigid_score_py(const py::object& grid_obj, const py::object& origin_ob
   auto values = as_array<float>(values_obj, "values", 1);
   if (values.shape(0) != points.shape(0))
     throw py::value_error("values must have one entry per point");
-  auto rotation = as_array<double>(rotation_obj, "rotation", 2);
+  auto rotation = as_array<double>(rotation_obj, "linear", 2);
   if (rotation.shape(0) != 3 || rotation.shape(1) != 3)
-    throw py::value_error("rotation must have shape (3, 3)");
+    throw py::value_error("linear must have shape (3, 3)");
   for (py::ssize_t i = 0; i < 9; ++i)
-    if (!std::isfinite(rotation.data()[i])) throw py::value_error("rotation must be finite");
+    if (!std::isfinite(rotation.data()[i])) throw py::value_error("linear must be finite");
   const auto t = as_triple(translation_obj, "translation");
   const auto c = as_triple(center_obj, "center");
   GridGeometry geom{as_triple(origin_obj, "origin"), as_triple(voxel_obj, "voxel_size")};
@@ -43,17 +43,20 @@ py::tuple rigid_score_py(const py::object& grid_obj, const py::object& origin_ob
   }
   py::array_t<double> grad(6);
   std::copy(s.gradient.begin(), s.gradient.end(), grad.mutable_data());
-  return py::make_tuple(s.cc, grad, s.n_inside);
+  py::array_t<double> linear({3, 3});
+  std::copy(s.linear.begin(), s.linear.end(), linear.mutable_data());
+  return py::make_tuple(s.cc, grad, s.n_inside, linear);
 }
 
 }  // namespace
 
 void bind_fit(py::module_& m) {
   m.def("rigid_score", &rigid_score_py, py::arg("grid"), py::arg("origin"),
-        py::arg("voxel_size"), py::arg("points"), py::arg("values"), py::arg("rotation"),
+        py::arg("voxel_size"), py::arg("points"), py::arg("values"), py::arg("linear"),
         py::arg("translation"), py::arg("center"), py::arg("order") = 3, py::arg("nthreads") = 0,
-        "Correlation of values with the reference at R·(p − c) + c + t, its gradient "
-        "(dω x,y,z per rad, dt x,y,z per Å) and the number of points inside -> (cc, grad, n).");
+        "Correlation of values with the reference at L·(p − c) + c + t, its rigid gradient "
+        "(dω x,y,z per rad, dt x,y,z per Å), the points inside and G = dCC/dX for a left "
+        "update L -> (I + X)·L -> (cc, grad, n, G).");
 }
 
 }  // namespace voxscale::bindings

@@ -14,6 +14,9 @@ import numpy as np
 from . import __version__
 from .errors import VoxscaleError
 from .io import read_map
+from .models import read_model
+from .output import OutputDir
+from .progress import ProgressBar
 
 __all__ = ["main"]
 
@@ -33,6 +36,90 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .scan import corrected_target, scan_voxel_scale
+    from .plots import plot_scan
+
+    names = ["scan.json", "target_corrected.mrc", "scan.png"]
+    out = OutputDir(args.out, names, force=args.force)  # refuses before any work is done
+    ref, target = read_map(args.ref), read_map(args.target)
+    ref_model = read_model(args.ref_model) if args.ref_model else None
+    target_model = read_model(args.target_model) if args.target_model else None
+    if (ref_model is None) != (target_model is None):
+        raise VoxscaleError("give both --ref-model and --target-model, or neither")
+    lo, hi = args.range
+    if not (0 < lo < 1 < hi):
+        raise VoxscaleError(f"--range {lo} {hi} must contain 1 and be positive")
+    bar = ProgressBar("scan", 1, enabled=not args.quiet)
+
+    def progress(done, total, message):
+        bar.total = total
+        bar.update(done, message)
+
+    try:
+        result = scan_voxel_scale(ref, target, ref_model, target_model, contour=args.contour,
+                                  nthreads=args.threads, scale_range=(lo, hi), step=args.step,
+                                  anisotropic=args.anisotropic, progress=progress)
+    finally:
+        bar.close()
+    corrected = corrected_target(ref, target, result, nthreads=args.threads)
+    report = scan_report(result)
+    report["inputs"] = {"ref": str(args.ref), "target": str(args.target),
+                        "ref_model": args.ref_model, "target_model": args.target_model}
+    report["version"] = __version__
+    corrected.write(out / "target_corrected.mrc")
+    plot_scan(result, out / "scan.png")
+    out.write_json("scan.json", report)
+    if not args.quiet:
+        print(f"voxel-scale factor {result.best_scale:.5f} ± {result.uncertainty:.5f} "
+              f"({result.percent:+.3f} %); cc {result.cc_at_unit:.4f} at s = 1 -> "
+              f"{result.cc_best:.4f}; {result.seconds:.1f} s; written to {out.path}")
+    return 0
+
+
+def scan_report(result) -> dict:
+    """The machine-readable summary of a scan (the keys of ``scan.json``).
+
+    Parameters
+    ----------
+    result : voxscale.scan.ScanResult
+
+    Returns
+    -------
+    dict
+    """
+    report = {
+        "best_scale": result.best_scale,
+        "uncertainty": result.uncertainty,
+        "percent": result.percent,
+        "scales": result.scales,
+        "cc": result.cc,
+        "cc_at_unit": result.cc_at_unit,
+        "cc_best": result.cc_best,
+        "transform": result.transform,
+        "rotation_deg": result.rotation_deg,
+        "shift_A": result.shift_A,
+        "seconds": result.seconds,
+        "n_points": result.n_points,
+        "contour": result.contour,
+        "placement": {"method": result.placement.method, "n_pairs": result.placement.n_pairs,
+                      "rmsd_A": result.placement.rmsd, "cc": result.placement.cc},
+    }
+    if result.anisotropic is not None:
+        a = result.anisotropic
+        report["anisotropic"] = {k: a[k] for k in (
+            "scale_matrix", "principal_scales", "principal_axes", "isotropic_equivalent",
+            "transform", "cc", "cc_isotropic")}
+    return report
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxscale`` command.
 
@@ -48,6 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print a map's grid, voxel size, origin and statistics")
     info.add_argument("map", help="MRC/CCP4 map (.mrc, .map, .ccp4, optionally .gz)")
     info.set_defaults(run=_cmd_info)
+
+    scan = sub.add_parser(
+        "scan", help="find the relative voxel-scale factor of TARGET against REF",
+        description="Scan the target's voxel-size factor, refitting it rigidly into the "
+                    "reference at each factor; write scan.json, target_corrected.mrc (on the "
+                    "reference grid) and scan.png into --out.")
+    scan.add_argument("ref", help="reference map")
+    scan.add_argument("target", help="target map")
+    scan.add_argument("--ref-model", help="model of the reference (PDB/mmCIF)")
+    scan.add_argument("--target-model", help="model of the target (PDB/mmCIF)")
+    scan.add_argument("--range", nargs=2, type=float, default=(0.95, 1.05),
+                      metavar=("LO", "HI"), help="factors to scan (default 0.95 1.05)")
+    scan.add_argument("--step", type=float, default=0.002,
+                      help="finest step of the scan (default 0.002)")
+    scan.add_argument("--contour", type=float, default=None,
+                      help="target contour level for the fit points (default mean + 1 sd)")
+    scan.add_argument("--threads", type=_positive_int, default=0,
+                      help="threads (default 0 = all cores)")
+    scan.add_argument("--anisotropic", action="store_true",
+                      help="also refine a symmetric 3x3 scale matrix (anisotropic "
+                           "magnification)")
+    scan.add_argument("--out", required=True, help="output folder")
+    scan.add_argument("--force", action="store_true", help="replace existing outputs")
+    scan.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    scan.set_defaults(run=_cmd_scan)
     return parser
 
 

@@ -19,7 +19,7 @@ from .errors import VoxscaleError
 from .io import Map
 from .sampling import spline_coefficients
 
-__all__ = ["FitPoints", "FitResult", "auto_contour", "fit_points", "rigid_fit",
+__all__ = ["FitPoints", "FitResult", "ascend", "auto_contour", "fit_points", "rigid_fit",
            "rotation_from_vector", "rotation_angle_deg", "ReferenceGrid"]
 
 
@@ -173,11 +173,34 @@ class ReferenceGrid:
         self.nthreads = nthreads
         self.grid = spline_coefficients(map.data, nthreads=nthreads) if order == 3 else map.data
 
-    def score(self, points: np.ndarray, values: np.ndarray, rotation, translation, center):
-        """Correlation, its gradient (dω per rad, dt per Å) and points inside, for
-        x_ref = R·(p − c) + c + t."""
+    def score(self, points: np.ndarray, values: np.ndarray, linear, translation, center):
+        """Score a placement x_ref = L·(p − c) + c + t of fit points.
+
+        Parameters
+        ----------
+        points : numpy.ndarray, shape (n, 3)
+            Fit points x, y, z in Å.
+        values : numpy.ndarray of float32, shape (n,)
+            Target values at the points.
+        linear : array_like, shape (3, 3)
+            L: a rotation, or any linear map.
+        translation, center : array_like, shape (3,)
+            t and c in Å.
+
+        Returns
+        -------
+        cc : float
+            Correlation about the mean.
+        gradient : numpy.ndarray, shape (6,)
+            dCC/dω (x, y, z; per radian, small rotation applied on the left) and dCC/dt
+            (per Å).
+        n_inside : int
+            Points that landed inside the reference.
+        linear_gradient : numpy.ndarray, shape (3, 3)
+            G = dCC/dX for a left update L -> (I + X)·L.
+        """
         return _core.rigid_score(self.grid, self.map.origin, self.map.voxel_size, points, values,
-                                 np.ascontiguousarray(rotation, dtype=np.float64),
+                                 np.ascontiguousarray(linear, dtype=np.float64),
                                  np.asarray(translation, dtype=np.float64),
                                  np.asarray(center, dtype=np.float64), self.order, self.nthreads)
 
@@ -226,6 +249,73 @@ def _compose(rotation, translation_about_center, center) -> np.ndarray:
     return m
 
 
+def _radius_of_gyration(points: np.ndarray, center: np.ndarray) -> float:
+    return max(float(np.sqrt(((points - center) ** 2).sum(axis=1).mean())), 1e-6)
+
+
+def ascend(evaluate, update, state, n_params: int, *, max_steps: int = 200, xtol: float = 1e-4):
+    """Quasi-Newton (BFGS) maximisation of a correlation over a re-based parametrisation.
+
+    The parameters are always a small update of the current state; after each accepted step
+    the state is re-based (``update``), so gradients are always taken at zero update.
+
+    Parameters
+    ----------
+    evaluate : callable
+        evaluate(state) -> (cc, gradient (n_params,), n_inside), gradient with respect to the
+        update parameters at zero.
+    update : callable
+        update(state, step) -> new state for an update vector ``step``.
+    state : object
+        Starting state.
+    n_params : int
+        Number of update parameters.
+    max_steps : int, optional
+        Maximum number of steps.
+    xtol : float, optional
+        Stop when a step is shorter than this (in parameter units, ~Å).
+
+    Returns
+    -------
+    state, cc, n_inside, steps, history
+    """
+    cc, grad, inside = evaluate(state)
+    if not np.isfinite(cc):
+        raise VoxscaleError("the fit points do not overlap the reference map (correlation "
+                            "undefined); check the placement or the maps' origins")
+    f, g = -cc, -grad  # minimise -cc
+    eye = np.eye(n_params)
+    hess_inv = eye * 0.1  # first step: about 0.1 Å per unit gradient
+    history = [cc]
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        direction = -hess_inv @ g
+        if g @ direction >= 0:  # not a descent direction: restart from steepest descent
+            hess_inv = eye * 0.1
+            direction = -hess_inv @ g
+        step_len = 1.0
+        while step_len >= 1e-6:  # backtracking line search with the Armijo condition
+            step = step_len * direction
+            new_state = update(state, step)
+            cc_new, grad_new, inside_new = evaluate(new_state)
+            if np.isfinite(cc_new) and -cc_new <= f + 1e-4 * step_len * (g @ direction):
+                break
+            step_len *= 0.5
+        else:
+            break
+        y_vec = -grad_new - g
+        state, f, g, inside = new_state, -cc_new, -grad_new, inside_new
+        history.append(cc_new)
+        sy = step @ y_vec
+        if sy > 1e-12:
+            rho = 1.0 / sy
+            hess_inv = ((eye - rho * np.outer(step, y_vec)) @ hess_inv
+                        @ (eye - rho * np.outer(y_vec, step)) + rho * np.outer(step, step))
+        if np.linalg.norm(step) < xtol:
+            break
+    return state, -f, inside, steps, history
+
+
 def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None, *,
               max_steps: int = 200, xtol: float = 1e-4, nthreads: int = 0) -> FitResult:
     """Maximise the correlation of fit points with a reference over rigid transforms.
@@ -243,7 +333,7 @@ def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None,
     max_steps : int, optional
         Maximum number of quasi-Newton steps.
     xtol : float, optional
-        Convergence: stop when a step moves the fit points by less than this (Å, RMS).
+        Convergence: stop when a step moves the fit points by less than about this (Å).
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -259,50 +349,17 @@ def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None,
     center = points.mean(axis=0)
     # Rotations in units of Å at the points' radius of gyration, so all six parameters are
     # commensurate and a unit step moves the points by about 1 Å.
-    radius = max(float(np.sqrt(((points - center) ** 2).sum(axis=1).mean())), 1e-6)
-    scale = np.array([radius] * 3 + [1.0] * 3)
-    rot = t0[:3, :3].copy()
-    trans = t0[:3, :3] @ center + t0[:3, 3] - center  # translation about the centroid
+    radius = _radius_of_gyration(points, center)
 
-    def evaluate(r, t):
-        cc, grad, inside = ref.score(points, values, r, t, center)
-        return -cc, -grad / scale, inside  # minimise -cc in scaled parameters
+    def evaluate(state):
+        cc, grad, inside, _ = ref.score(points, values, state[0], state[1], center)
+        return cc, np.concatenate([grad[:3] / radius, grad[3:]]), inside
 
-    f, g, inside = evaluate(rot, trans)
-    if not np.isfinite(f):
-        raise VoxscaleError("the fit points do not overlap the reference map (correlation "
-                            "undefined); check the placement or the maps' origins")
-    hess_inv = np.eye(6) * 0.1  # first step: at most ~0.1 Å per unit gradient
-    steps = 0
-    history = [-f]
-    for steps in range(1, max_steps + 1):
-        direction = -hess_inv @ g
-        if g @ direction >= 0:  # not a descent direction: restart from steepest descent
-            hess_inv = np.eye(6) * 0.1
-            direction = -hess_inv @ g
-        step_len = 1.0
-        while True:
-            y = step_len * direction
-            new_rot = rotation_from_vector(y[:3] / radius) @ rot
-            new_trans = trans + y[3:]
-            f_new, g_new, inside_new = evaluate(new_rot, new_trans)
-            if np.isfinite(f_new) and f_new <= f + 1e-4 * step_len * (g @ direction):
-                break
-            step_len *= 0.5
-            if step_len < 1e-6:
-                break
-        if step_len < 1e-6:
-            break
-        s_vec, y_vec = y, g_new - g
-        rot, trans, f, g, inside = new_rot, new_trans, f_new, g_new, inside_new
-        history.append(-f)
-        sy = s_vec @ y_vec
-        if sy > 1e-12:
-            rho = 1.0 / sy
-            eye = np.eye(6)
-            hess_inv = ((eye - rho * np.outer(s_vec, y_vec)) @ hess_inv
-                        @ (eye - rho * np.outer(y_vec, s_vec)) + rho * np.outer(s_vec, s_vec))
-        if np.linalg.norm(s_vec) < xtol:
-            break
-    return FitResult(_compose(rot, trans, center), float(-f), len(values), int(inside), steps,
+    def update(state, step):
+        return rotation_from_vector(step[:3] / radius) @ state[0], state[1] + step[3:]
+
+    start = (t0[:3, :3].copy(), t0[:3, :3] @ center + t0[:3, 3] - center)  # t about centroid
+    (rot, trans), cc, inside, steps, history = ascend(evaluate, update, start, 6,
+                                                      max_steps=max_steps, xtol=xtol)
+    return FitResult(_compose(rot, trans, center), float(cc), len(values), int(inside), steps,
                      history)

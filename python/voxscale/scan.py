@@ -20,7 +20,7 @@ from .fit import FitPoints, FitResult, ReferenceGrid, fit_points, rigid_fit
 from .io import Map
 from .placement import Placement, place_by_maps, superpose_models
 
-__all__ = ["ScanResult", "scan_voxel_scale", "refine_peak"]
+__all__ = ["ScanResult", "scan_voxel_scale", "refine_peak", "corrected_target"]
 
 
 @dataclass
@@ -227,12 +227,14 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, s
     else:
         coarse, coarse_step = _default_scales(*scale_range, step)
         fine_half = int(round(coarse_step / step))
-        total = len(coarse) + 2 * fine_half + 1
+        total = len(coarse) + 2 * fine_half - 1  # the fine grid shares about 3 coarse points
         _sweep(coarse, refit, nearest_transform, progress, 0, total)
         keys = np.array(sorted(fits))
         best_coarse = keys[int(np.argmax([fits[k].cc for k in keys]))]
         fine = best_coarse + step * np.arange(-fine_half, fine_half + 1)
         fine = fine[(fine >= scale_range[0] - 1e-12) & (fine <= scale_range[1] + 1e-12)]
+        fine = np.array([x for x in fine if round(float(x), 12) not in fits])
+        total = len(coarse) + len(fine)
         _sweep(fine, refit, nearest_transform, progress, len(coarse), total)
     keys = np.array(sorted(fits))
     cc = np.array([fits[k].cc for k in keys])
@@ -271,3 +273,33 @@ def _peak_from_finest(scales, cc, step):
     i = int(np.argmax(cc))
     near = np.abs(scales - scales[i]) <= 3.5 * step
     return refine_peak(scales[near], cc[near])
+
+
+def corrected_target(ref: Map, target: Map, result: ScanResult, *, order: int = 3,
+                     anisotropic: bool = True, nthreads: int = 0) -> Map:
+    """The target with its voxel size corrected, fitted and resampled onto the reference grid.
+
+    Parameters
+    ----------
+    ref, target : Map
+        The maps given to the scan.
+    result : ScanResult
+        The scan's result.
+    order : {1, 3}, optional
+        Interpolation (default 3, cubic B-spline).
+    anisotropic : bool, optional
+        Use the anisotropic scale matrix when the scan refined one (default True).
+    nthreads : int, optional
+        Threads (0 = all available).
+
+    Returns
+    -------
+    Map
+        On the reference grid (shape, voxel size, origin), 0 outside the target's box.
+    """
+    from .sampling import resample
+    if anisotropic and result.anisotropic is not None:
+        return resample(target, ref, result.anisotropic["transform"],
+                        result.anisotropic["scale_matrix"], order=order, nthreads=nthreads)
+    return resample(target, ref, result.transform, result.best_scale, order=order,
+                    nthreads=nthreads)

@@ -1,13 +1,18 @@
-// Score and gradient of a rigid placement of fit points in a reference map.
+// Score and gradient of a placement of fit points in a reference map.
 //
 // The score is the Pearson correlation about the mean between values attached to the points
 // (the target map's density at its own grid points above its contour) and the reference map
 // interpolated at the transformed points (ChimeraX fitmap "correlation about mean", envelope
-// mode). The transform is q = R·(p − c) + c + t with c the rotation centre; its gradient is
-// taken with respect to t and to a small rotation ω applied on the left, R → exp([ω]×)·R, at
-// ω = 0, so a caller re-bases R after each step.
+// mode). The transform is q = L·(p − c) + c + t with c the centre of the points and L a rotation
+// (rigid fit) or any linear map (anisotropic scale refinement). Gradients are taken at the
+// current transform with respect to t and to a small left update L → (I + X)·L:
+//   dCC/dX_ij = G_ij = Σ_k a_k ∂ρ/∂x_i(q_k) · (L(p_k − c))_j,  a_k = dCC/dρ(q_k),
+// whose antisymmetric part is the rotation gradient (ω × r = X·r for X = [ω]×), whose trace is
+// the isotropic-scale gradient and whose symmetric part is the strain gradient. A caller
+// re-bases L after each step, where these derivatives are exact.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -22,14 +27,15 @@
 namespace voxscale {
 
 struct RigidScore {
-  double cc = 0.0;                          // Pearson correlation (NaN if undefined)
-  std::array<double, 6> gradient{};         // dCC/dω (x, y, z; per radian), dCC/dt (per Å)
-  std::size_t n_inside = 0;                 // points that landed inside the reference
+  double cc = 0.0;                    // Pearson correlation (NaN if undefined)
+  std::array<double, 6> gradient{};   // dCC/dω (x, y, z; per radian), dCC/dt (per Å)
+  std::array<double, 9> linear{};     // G = dCC/dX, row-major (see above)
+  std::size_t n_inside = 0;           // points that landed inside the reference
 };
 
 /// Correlation between `values` (n, centred or not) and the reference at the transformed
-/// `points` (n × 3, x, y, z Å), with its gradient. Points outside the reference take the value
-/// 0 and contribute no gradient. `R` is row-major 3×3.
+/// `points` (n × 3, x, y, z Å), with its gradients. Points outside the reference take the value
+/// 0 and contribute no gradient. `R` is the row-major 3×3 linear part L.
 inline RigidScore rigid_score(const GridView<float>& ref, const GridGeometry& geom, int order,
                               const double* points, const float* values, std::size_t n,
                               const double R[9], const double t[3], const double c[3],
@@ -87,20 +93,22 @@ inline RigidScore rigid_score(const GridView<float>& ref, const GridGeometry& ge
   // dCC/dv_i = (w_i − w̄)/√(vv·ww) − CC·(v_i − v̄)/vv; the chain rule through q_i gives the
   // translation and rotation gradients.
   const double mw = sw / nn, mv = sv / nn, a_w = 1.0 / norm, a_v = out.cc / vv;
-  double g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0;
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : g0, g1, g2, g3, g4, g5)
+  double t0 = 0, t1 = 0, t2 = 0;  // Σ a ∇ρ
+  double G[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : t0, t1, t2, G[:9])
   for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(n); ++i) {
     const double a = a_w * (double(values[i]) - mw) - a_v * (double(val[i]) - mv);
-    const double gx = grad[3 * i], gy = grad[3 * i + 1], gz = grad[3 * i + 2];
-    const double rx = arm[3 * i], ry = arm[3 * i + 1], rz = arm[3 * i + 2];
-    g0 += a * (ry * gz - rz * gy);  // (r × ∇ρ): d/dω of ∇ρ·(ω × r)
-    g1 += a * (rz * gx - rx * gz);
-    g2 += a * (rx * gy - ry * gx);
-    g3 += a * gx;
-    g4 += a * gy;
-    g5 += a * gz;
+    const double g[3] = {a * grad[3 * i], a * grad[3 * i + 1], a * grad[3 * i + 2]};
+    const double r[3] = {arm[3 * i], arm[3 * i + 1], arm[3 * i + 2]};
+    t0 += g[0];
+    t1 += g[1];
+    t2 += g[2];
+    for (int row = 0; row < 3; ++row)
+      for (int col = 0; col < 3; ++col) G[3 * row + col] += g[row] * r[col];
   }
-  out.gradient = {g0, g1, g2, g3, g4, g5};
+  // Rotation: ω × r = [ω]× r, so dCC/dω = (G_zy − G_yz, G_xz − G_zx, G_yx − G_xy).
+  out.gradient = {G[7] - G[5], G[2] - G[6], G[3] - G[1], t0, t1, t2};
+  std::copy(G, G + 9, out.linear.begin());
   return out;
 }
 
