@@ -74,6 +74,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     report["inputs"] = {"ref": str(args.ref), "target": str(args.target),
                         "ref_model": args.ref_model, "target_model": args.target_model}
     report["version"] = __version__
+    out.create()
     corrected.write(out / "target_corrected.mrc")
     plot_scan(result, out / "scan.png")
     out.write_json("scan.json", report)

@@ -46,7 +46,8 @@ class OutputDir:
     Parameters
     ----------
     path : str or os.PathLike
-        The folder; created if missing.
+        The folder; created by :meth:`create`, so that a run that fails before writing
+        leaves nothing behind.
     names : sequence of str
         The files the command will write.
     force : bool, optional
@@ -65,10 +66,20 @@ class OutputDir:
         existing = [n for n in names if (self.path / n).exists()]
         if existing and not force:
             raise VoxscaleError(f"{self.path / existing[0]} exists; use --force to replace it")
+
+    def create(self) -> "OutputDir":
+        """Create the folder (call once all inputs are read and the work is done).
+
+        Returns
+        -------
+        OutputDir
+            self.
+        """
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise VoxscaleError(f"{self.path}: cannot create the output folder ({err})") from None
+        return self
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
