@@ -84,5 +84,6 @@ void bind_correlation(py::module_& m);
 void bind_fft(py::module_& m);
 void bind_shells(py::module_& m);
 void bind_fit(py::module_& m);
+void bind_peaks(py::module_& m);
 
 }  // namespace voxscale::bindings

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   voxscale::bindings::bind_fft(m);
   voxscale::bindings::bind_shells(m);
   voxscale::bindings::bind_fit(m);
+  voxscale::bindings::bind_peaks(m);
 }

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-__all__ = ["plot_scan"]
+__all__ = ["plot_scan", "plot_shells"]
 
 
 def _figure():
@@ -40,6 +40,53 @@ def plot_scan(result, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def plot_shells(scaling, path, *, before=None) -> None:
+    """Amplitude difference R and FSC against resolution, with the Wilson limit.
+
+    Parameters
+    ----------
+    scaling : voxscale.scaling.ScalingResult
+        Per-shell statistics (R after scaling, and R before scaling as a dashed line).
+    path : str or os.PathLike
+        PNG file.
+    before : voxscale.scaling.ScalingResult, optional
+        A second result drawn for comparison (e.g. before the voxel-scale correction).
+    """
+    from .scaling import WILSON_R_ACENTRIC
+
+    plt = _figure()
+    fig, (ax_r, ax_f) = plt.subplots(1, 2, figsize=(9.6, 3.9), dpi=110)
+    for result, label, style in ((before, "before correction", "--"),
+                                 (scaling, "after" if before is not None else "", "-")):
+        if result is None:
+            continue
+        x = np.array([0.5 * (1.0 / r["d_min"] + (1.0 / r["d_max"] if np.isfinite(r["d_max"])
+                                                  else 0.0)) for r in result.shells])
+        ax_r.plot(x, [r["r"] for r in result.shells], style, marker="o", ms=3,
+                  label=f"R scaled {label}".strip())
+        if before is None:
+            ax_r.plot(x, [r["r_before"] for r in result.shells], ":", marker=".", ms=3,
+                      label="R unscaled")
+        ax_f.plot(x, [r["fsc"] for r in result.shells], style, marker="o", ms=3,
+                  label=f"FSC {label}".strip())
+    ax_r.axhline(100 * WILSON_R_ACENTRIC, color="0.4", lw=1, ls="-.",
+                 label="Wilson limit 58.6 % (unrelated)")
+    ax_r.set_xlabel("1/d (Å⁻¹)")
+    ax_r.set_ylabel("amplitude difference R (%)")
+    ax_f.set_xlabel("1/d (Å⁻¹)")
+    ax_f.set_ylabel("FSC")
+    ax_f.axhline(0.143, color="0.6", lw=0.8, ls=":")
+    for ax in (ax_r, ax_f):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def _save(fig, path, plt) -> None:
     tmp = f"{os.fspath(path)}.tmp.png"
     try:
         fig.savefig(tmp)

@@ -17,7 +17,8 @@ from .io import Map
 from .shells import D_MIN_TOLERANCE, shell_index
 
 __all__ = ["StructureFactors", "half_transform", "map_from_half_transform",
-           "structure_factors", "map_from_structure_factors"]
+           "structure_factors", "map_from_structure_factors", "half_grid_frequencies",
+           "resolution_mask", "low_pass"]
 
 
 def half_transform(map: Map, *, nthreads: int = 0) -> np.ndarray:
@@ -185,3 +186,73 @@ def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000:
     if include_f000:
         half[0, 0, 0] = sf.f000
     return map_from_half_transform(half, like, nthreads=nthreads)
+
+
+def half_grid_frequencies(shape, cell):
+    """Reciprocal coordinates over the half-transform.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Map shape (nz, ny, nx).
+    cell : array_like, shape (3,)
+        Box lengths (a, b, c) in Å.
+
+    Returns
+    -------
+    sx, sy, sz : numpy.ndarray
+        Broadcastable to (nz, ny, nx//2 + 1): s along x, y, z in Å⁻¹.
+    """
+    nz, ny, nx = shape
+    sx = (np.arange(nx // 2 + 1) / cell[0])[None, None, :]
+    sy = (np.fft.fftfreq(ny, 1.0 / ny) / cell[1])[None, :, None]
+    sz = (np.fft.fftfreq(nz, 1.0 / nz) / cell[2])[:, None, None]
+    return sx, sy, sz
+
+
+def resolution_mask(shape, cell, d_max, d_min) -> np.ndarray:
+    """Half-grid mask of the reflections with d_min <= d <= d_max (Friedel mates included).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Map shape (nz, ny, nx).
+    cell : array_like, shape (3,)
+        Box lengths in Å.
+    d_max : float or None
+        Low-resolution limit in Å (None: none).
+    d_min : float
+        High-resolution limit in Å (reflections at exactly d_min included).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (nz, ny, nx//2 + 1)
+        F(000) excluded.
+    """
+    sx, sy, sz = half_grid_frequencies(shape, cell)
+    s2 = sz**2 + sy**2 + sx**2
+    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
+    keep = (s2 <= ((1 + D_MIN_TOLERANCE) / float(d_min)) ** 2) & (s2 >= s_lo**2)
+    keep[0, 0, 0] = False
+    return keep
+
+
+def low_pass(map: Map, d_min: float, *, nthreads: int = 0) -> Map:
+    """The map with every Fourier component finer than d_min (Å) removed (F(000) kept).
+
+    Parameters
+    ----------
+    map : Map
+    d_min : float
+        Resolution in Å.
+    nthreads : int, optional
+
+    Returns
+    -------
+    Map
+    """
+    f = half_transform(map, nthreads=nthreads)
+    keep = resolution_mask(map.shape, map.cell, None, d_min)
+    keep[0, 0, 0] = True
+    f *= keep
+    return map_from_half_transform(f, map, nthreads=nthreads)

@@ -12,8 +12,7 @@ import gemmi
 import numpy as np
 
 from .io import Map
-from .sf import half_transform, map_from_half_transform
-from .shells import D_MIN_TOLERANCE
+from .sf import low_pass
 
 __all__ = ["model_map", "relabel_voxel_size", "transform_structure"]
 
@@ -82,20 +81,8 @@ def model_map(structure: gemmi.Structure, *, voxel_size, shape, origin, resoluti
     data = np.ascontiguousarray(np.array(dc.grid, copy=False).transpose(2, 1, 0), np.float32)
     out = Map(data, voxel, origin)
     if resolution is not None:
-        f = half_transform(out, nthreads=nthreads)
-        f *= _low_pass_mask(out.shape, out.cell, float(resolution))
-        out = map_from_half_transform(f, out, nthreads=nthreads)
+        out = low_pass(out, float(resolution), nthreads=nthreads)
     return out
-
-
-def _low_pass_mask(shape, cell, d_min: float) -> np.ndarray:
-    """Boolean half-grid mask of all reflections (Friedel mates included) with d >= d_min."""
-    nz, ny, nx = shape
-    h = np.arange(nx // 2 + 1) / cell[0]
-    k = np.fft.fftfreq(ny, 1.0 / ny) / cell[1]
-    l = np.fft.fftfreq(nz, 1.0 / nz) / cell[2]
-    s2 = l[:, None, None] ** 2 + k[None, :, None] ** 2 + h[None, None, :] ** 2
-    return s2 <= ((1 + D_MIN_TOLERANCE) / d_min) ** 2
 
 
 def relabel_voxel_size(map: Map, voxel_size) -> Map:

@@ -6,7 +6,8 @@
 //   correlation.hpp  pearson (optionally weighted)
 //   fft.hpp          map_to_sf / sf_to_map (pocketfft, DESIGN.md §2 sign and normalisation)
 //   shells.hpp       shell_index over the half-transform, shell_sums
-//   fit.hpp          rigid_score: correlation of fit points with a map and its gradient
+//   fit.hpp          rigid_score: correlation of fit points with a map and its gradients
+//   peaks.hpp        local_extrema beyond a threshold
 #pragma once
 
 #include "correlation.hpp"
@@ -14,5 +15,6 @@
 #include "fit.hpp"
 #include "grid.hpp"
 #include "interpolate.hpp"
+#include "peaks.hpp"
 #include "shells.hpp"
 #include "threads.hpp"

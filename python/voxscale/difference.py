@@ -1,0 +1,225 @@
+"""Difference maps (DESIGN.md §1 steps 6 and 8).
+
+The vector difference ΔF = F_tgt'·exp(iφ_tgt) − F_ref·exp(iφ_ref) is formed within
+[d_max, d_min] after the target's amplitudes were put on the reference's scale
+(:mod:`voxscale.scaling`), and transformed back onto the reference grid; the result is in units
+of its standard deviation σ over the whole box, or over a mask when one is given. The sign is
+target − reference: positive density is more in the target.
+
+The real-space difference (both maps normalised to equal σ, optionally low-passed to a common
+resolution first) is offered for comparison; it is misleading when the resolutions or B
+factors of the maps differ, which is what the scaling removes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .io import Map
+from .scaling import ScalingResult, scale_arrays
+from .sf import (half_grid_frequencies, half_transform, low_pass, map_from_half_transform,
+                 resolution_mask)
+from .shells import D_MIN_TOLERANCE, shell_index
+
+__all__ = ["DifferenceResult", "difference_map", "vector_difference", "real_space_difference",
+           "default_d_min", "check_same_grid"]
+
+
+def default_d_min(map: Map) -> float:
+    """Nyquist resolution of a map: 2 × its largest voxel size, in Å.
+
+    Parameters
+    ----------
+    map : Map
+
+    Returns
+    -------
+    float
+    """
+    return 2.0 * float(np.max(map.voxel_size))
+
+
+def check_same_grid(ref: Map, target: Map) -> None:
+    """Raise ValueError unless both maps share shape, voxel size and origin.
+
+    Parameters
+    ----------
+    ref, target : Map
+    """
+    if (ref.shape != target.shape or not np.allclose(ref.voxel_size, target.voxel_size,
+                                                     rtol=1e-5)
+            or not np.allclose(ref.origin, target.origin, atol=1e-3 * float(ref.voxel_size.min()))):
+        raise ValueError(
+            f"the target (shape {target.shape}, voxel {tuple(np.round(target.voxel_size, 5))} Å, "
+            f"origin {tuple(np.round(target.origin, 3))} Å) is not on the reference grid (shape "
+            f"{ref.shape}, voxel {tuple(np.round(ref.voxel_size, 5))} Å, origin "
+            f"{tuple(np.round(ref.origin, 3))} Å); resample it first, e.g. with 'voxscale scan' "
+            "(target_corrected.mrc) or voxscale.resample")
+
+
+def _sigma_units(data: np.ndarray, mask) -> np.ndarray:
+    region = data if mask is None else data[_mask_array(mask, data.shape)]
+    sd = float(np.std(region, dtype=np.float64))
+    if not sd > 0:
+        raise ValueError("the difference map is flat (the two maps are identical in the range)"
+                         if mask is None else "the difference map is flat inside the mask")
+    return (data / sd).astype(np.float32)
+
+
+def _mask_array(mask, shape) -> np.ndarray:
+    arr = mask.data if isinstance(mask, Map) else np.asarray(mask)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"mask has shape {arr.shape}, the maps {tuple(shape)}")
+    arr = arr > 0.5 if arr.dtype != bool else arr
+    if not arr.any():
+        raise ValueError("the mask is empty")
+    return arr
+
+
+@dataclass
+class DifferenceResult:
+    """A vector-difference map with the scaling it used.
+
+    Attributes
+    ----------
+    map : Map
+        Difference target − reference in σ units.
+    scaling : ScalingResult
+        Amplitude scaling of the target onto the reference.
+    sigma : float
+        The σ (in the maps' density units) that the map was divided by.
+    f_ref, f_tgt_scaled : numpy.ndarray of complex64
+        Half-transforms of the reference and of the scaled target (for MTZ output).
+    """
+
+    map: Map
+    scaling: ScalingResult
+    sigma: float
+    f_ref: np.ndarray
+    f_tgt_scaled: np.ndarray
+
+
+def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
+                      scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
+                      n_shells: int = 20, nthreads: int = 0) -> DifferenceResult:
+    """Scale the target onto the reference by resolution and form the vector difference.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid (resample the target onto the reference first).
+    d_max, d_min : float, optional
+        Resolution range in Å (default: no low limit, and the Nyquist limit 2 × voxel).
+    scaling : {"isotropic", "anisotropic", "scale"}, optional
+        Scale model (see :func:`voxscale.scale_amplitudes`).
+    scaling_target : {"wilson", "lsq"}, optional
+        Fitting target of the scaling.
+    mask : Map or numpy.ndarray, optional
+        Region whose σ sets the units (default the whole box).
+    n_shells : int, optional
+        Shells of the statistics.
+    nthreads : int, optional
+        Threads (0 = all available).
+
+    Returns
+    -------
+    DifferenceResult
+    """
+    check_same_grid(ref, target)
+    d_min = default_d_min(ref) if d_min is None else float(d_min)
+    if d_max is not None and np.isfinite(d_max) and not d_max > d_min:
+        raise ValueError(f"d_max ({d_max} Å) must be larger than d_min ({d_min} Å)")
+    f_ref = half_transform(ref, nthreads=nthreads)
+    f_tgt = half_transform(target, nthreads=nthreads)
+    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
+    unique = shell_index(ref.shape, ref.cell,
+                         np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
+    flat = np.flatnonzero(unique.ravel() >= 0)
+    iz, iy, ix = np.unravel_index(flat, unique.shape)
+    sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
+    s_vec = np.stack([sx.ravel()[ix], sy.ravel()[iy], sz.ravel()[iz]], axis=1)
+    result = scale_arrays(f_ref.ravel()[flat], f_tgt.ravel()[flat], s_vec, d_max=d_max,
+                          d_min=d_min, model=scaling, target=scaling_target, n_shells=n_shells,
+                          nthreads=nthreads)
+    b = result.b_tensor
+    quad = (b[0, 0] * sx**2 + b[1, 1] * sy**2 + b[2, 2] * sz**2
+            + 2 * (b[0, 1] * sx * sy + b[0, 2] * sx * sz + b[1, 2] * sy * sz))
+    f_tgt *= (result.k * np.exp(-0.25 * quad)).astype(np.float32)
+    delta = np.where(resolution_mask(ref.shape, ref.cell, d_max, d_min), f_tgt - f_ref, 0)
+    diff = map_from_half_transform(delta.astype(np.complex64), ref, nthreads=nthreads)
+    region = diff.data if mask is None else diff.data[_mask_array(mask, ref.shape)]
+    sigma = float(np.std(region, dtype=np.float64))
+    return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, mask), ref), result, sigma,
+                            f_ref, f_tgt)
+
+
+def difference_map(ref: Map, target: Map, d_max=None, d_min=None, *,
+                   scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
+                   n_shells: int = 20, nthreads: int = 0) -> Map:
+    """Isomorphous vector-difference map target − reference, in σ units.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid.
+    d_max, d_min : float, optional
+        Resolution range in Å (default: all low-resolution terms, to the Nyquist limit).
+    scaling, scaling_target, mask, n_shells, nthreads
+        See :func:`vector_difference`.
+
+    Returns
+    -------
+    Map
+        ΔF = F_tgt'·e^{iφ_tgt} − F_ref·e^{iφ_ref} synthesised on the reference grid, divided by
+        its σ over the whole box (or over ``mask``). Positive: more density in the target.
+
+    Examples
+    --------
+    >>> import numpy as np, voxscale
+    >>> rng = np.random.default_rng(0)
+    >>> a = voxscale.Map(rng.random((20, 20, 20), np.float32), 1.0)
+    >>> b = voxscale.Map(a.data + 0.1 * rng.random((20, 20, 20), np.float32), 1.0)
+    >>> d = voxscale.difference_map(a, b, None, 3.0)
+    >>> round(float(d.data.std()), 3)
+    1.0
+    """
+    return vector_difference(ref, target, d_max, d_min, scaling=scaling,
+                             scaling_target=scaling_target, mask=mask, n_shells=n_shells,
+                             nthreads=nthreads).map
+
+
+def real_space_difference(ref: Map, target: Map, *, resolution=None, mask=None,
+                          nthreads: int = 0) -> Map:
+    """Real-space difference target − reference of the two maps normalised to equal σ.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid.
+    resolution : float, optional
+        Low-pass both maps to this resolution (Å) first, e.g. the worse of the two.
+    mask : Map or numpy.ndarray, optional
+        Region over which the means and σ are taken (default the whole box).
+    nthreads : int, optional
+
+    Returns
+    -------
+    Map
+        (target − mean)/σ − (ref − mean)/σ, in units of the maps' σ.
+    """
+    check_same_grid(ref, target)
+    if resolution is not None:
+        ref, target = low_pass(ref, resolution, nthreads=nthreads), low_pass(
+            target, resolution, nthreads=nthreads)
+    region = None if mask is None else _mask_array(mask, ref.shape)
+
+    def normalised(m: Map) -> np.ndarray:
+        values = m.data if region is None else m.data[region]
+        sd = float(np.std(values, dtype=np.float64))
+        if not sd > 0:
+            raise ValueError("a map is flat; it cannot be normalised")
+        return (m.data - float(np.mean(values, dtype=np.float64))) / sd
+
+    return Map((normalised(target) - normalised(ref)).astype(np.float32), ref.voxel_size,
+               ref.origin)

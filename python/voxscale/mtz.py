@@ -1,0 +1,60 @@
+"""Structure factors as MTZ (through gemmi), for checks with CCP4, Phenix and Coot."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from .sf import StructureFactors
+
+__all__ = ["write_mtz"]
+
+
+def write_mtz(path, sf_ref: StructureFactors, sf_tgt: StructureFactors, *,
+              difference: bool = True) -> None:
+    """Write the two maps' structure factors (and their difference) as an MTZ file.
+
+    Columns: H K L; FREF PHIREF (reference); FTGT PHITGT (target, as given: pass the scaled
+    ones); DELFWT PHDELWT (F_tgt − F_ref, the vector-difference coefficients Coot recognises)
+    when ``difference``. Space group P1, cell = the map box (a, b, c, 90°, 90°, 90°); phases
+    in degrees with the sign convention of CCP4 (exp(+2πi h·x) in the forward transform), and
+    reflections moved into gemmi's P1 asymmetric unit. The file is written to a temporary
+    name and renamed into place.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    sf_ref, sf_tgt : StructureFactors
+        Same reflections (same grid).
+    difference : bool, optional
+        Add DELFWT/PHDELWT (default True).
+    """
+    if not np.array_equal(sf_ref.hkl, sf_tgt.hkl):
+        raise ValueError("the two sets of structure factors must have the same reflections")
+    mtz = gemmi.Mtz(with_base=True)
+    mtz.spacegroup = gemmi.find_spacegroup_by_name("P 1")
+    mtz.set_cell_for_all(gemmi.UnitCell(*sf_ref.cell, 90, 90, 90))
+    mtz.add_dataset("voxscale")
+    columns = [np.asarray(sf_ref.hkl, dtype=np.float32)]
+    pairs = [("REF", sf_ref.f), ("TGT", sf_tgt.f)]
+    if difference:
+        pairs.append(("DEL", sf_tgt.f - sf_ref.f))
+    for name, f in pairs:
+        amp_label, phase_label = (("DELFWT", "PHDELWT") if name == "DEL"
+                                  else (f"F{name}", f"PHI{name}"))
+        mtz.add_column(amp_label, "F")
+        mtz.add_column(phase_label, "P")
+        columns.append(np.stack([np.abs(f), np.degrees(np.angle(f))], axis=1).astype(np.float32))
+    mtz.set_data(np.hstack(columns))
+    mtz.ensure_asu()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        mtz.write_to_file(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
