@@ -58,13 +58,9 @@ def check_same_grid(ref: Map, target: Map) -> None:
             "(target_corrected.mrc) or voxscale.resample")
 
 
-def _sigma_units(data: np.ndarray, mask) -> np.ndarray:
-    region = data if mask is None else data[_mask_array(mask, data.shape)]
-    sd = float(np.std(region, dtype=np.float64))
-    if not sd > 0:
-        raise ValueError("the difference map is flat (the two maps are identical in the range)"
-                         if mask is None else "the difference map is flat inside the mask")
-    return (data / sd).astype(np.float32)
+def _sigma_units(data: np.ndarray, sigma: float) -> np.ndarray:
+    """The map divided by σ; a flat map (identical inputs) stays all zero."""
+    return (data / sigma).astype(np.float32) if sigma > 0 else np.zeros_like(data)
 
 
 def _mask_array(mask, shape) -> np.ndarray:
@@ -88,7 +84,8 @@ class DifferenceResult:
     scaling : ScalingResult
         Amplitude scaling of the target onto the reference.
     sigma : float
-        The σ (in the maps' density units) that the map was divided by.
+        The σ (in the maps' density units) that the map was divided by; 0 when the maps do
+        not differ in the range (the map is then all zero).
     f_ref, f_tgt_scaled : numpy.ndarray of complex64
         Half-transforms of the reference and of the scaled target (for MTZ output).
     """
@@ -150,7 +147,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     diff = map_from_half_transform(delta.astype(np.complex64), ref, nthreads=nthreads)
     region = diff.data if mask is None else diff.data[_mask_array(mask, ref.shape)]
     sigma = float(np.std(region, dtype=np.float64))
-    return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, mask), ref), result, sigma,
+    return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, sigma), ref), result, sigma,
                             f_ref, f_tgt)
 
 
@@ -172,7 +169,8 @@ def difference_map(ref: Map, target: Map, d_max=None, d_min=None, *,
     -------
     Map
         ΔF = F_tgt'·e^{iφ_tgt} − F_ref·e^{iφ_ref} synthesised on the reference grid, divided by
-        its σ over the whole box (or over ``mask``). Positive: more density in the target.
+        its σ over the whole box (or over ``mask``); all zero when the maps do not differ.
+        Positive: more density in the target.
 
     Examples
     --------
