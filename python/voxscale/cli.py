@@ -7,6 +7,7 @@ errors.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 import numpy as np
@@ -19,6 +20,9 @@ from .output import OutputDir
 from .progress import ProgressBar
 
 __all__ = ["main"]
+
+#: Modules that define their own sub-commands (see build_parser).
+_COMMAND_MODULES: tuple = ()
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -244,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--force", action="store_true", help="replace existing outputs")
     diff.add_argument("--quiet", action="store_true", help="no progress or summary")
     diff.set_defaults(run=_cmd_diff)
+
+    # Commands defined next to their analysis: each module has add_cli(subparsers), which
+    # adds a sub-parser whose `run` default takes the parsed arguments and returns 0.
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"voxscale.{name}").add_cli(sub)
     return parser
 
 
