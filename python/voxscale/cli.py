@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .progress import ProgressBar
 __all__ = ["main"]
 
 #: Modules that define their own sub-commands (see build_parser).
-_COMMAND_MODULES: tuple = ()
+_COMMAND_MODULES: tuple = ("demo",)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -94,7 +95,6 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     from .mtz import write_mtz
     from .peaks import find_peaks
     from .plots import plot_shells
-    from .sf import StructureFactors
 
     names = ["shells.json", "difference.mrc", "peaks.csv", "peaks.json", "peaks.cmm",
              "structure_factors.mtz", "shells.png"]
@@ -123,15 +123,13 @@ def _cmd_diff(args: argparse.Namespace) -> int:
               "sigma": result.sigma, "shells": scaling.shells,
               "inputs": {"ref": args.ref, "target": args.target, "ref_model": args.ref_model,
                          "target_model": args.target_model}, "version": __version__}
-    sf_ref = _half_to_sf(result.f_ref, ref, d_min)
-    sf_tgt = _half_to_sf(result.f_tgt_scaled, ref, d_min)
     out.create()
     result.map.write(out / "difference.mrc")
     out.write_json("shells.json", report)
     out.write_text("peaks.json", peaks.to_json())
     out.write_text("peaks.csv", peaks.to_csv())
     out.write_text("peaks.cmm", peaks.to_cmm())
-    write_mtz(out / "structure_factors.mtz", sf_ref, sf_tgt)
+    write_mtz(out / "structure_factors.mtz", *result.structure_factors())
     plot_shells(scaling, out / "shells.png")
     if not args.quiet:
         print(f"k = {scaling.k:.4g}, B = {np.round(scaling.B, 2)} Å²; R {scaling.r_overall_before:.1f} % "
@@ -140,14 +138,90 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _half_to_sf(half, like, d_min):
-    """Unique reflections (to d_min) of a half-transform, as StructureFactors."""
-    from .sf import structure_factors
-    template = structure_factors(like, d_min)  # only for its hkl and d (cheap next to the rest)
-    nz, ny, _ = like.shape
-    h, k, l = template.hkl.T
-    template.f = half[l % nz, k % ny, h]
-    return template
+def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_model_path=None,
+                resolution=None, threads=0, sigma=4.0, scale_range=(0.95, 1.05),
+                step=0.002, force=False, quiet=False, extra=None, inputs=None) -> dict:
+    """Run ``voxscale compare`` on files and write every output into ``out_dir``.
+
+    Parameters
+    ----------
+    ref_path, target_path : str or os.PathLike
+        Maps.
+    out_dir : str or os.PathLike
+        Output folder; refused if it exists, unless ``force``.
+    ref_model_path, target_model_path : str, optional
+        Models.
+    resolution : (float or None, float), optional
+        (d_max, d_min) in Å.
+    threads : int, optional
+    sigma : float, optional
+        Peak threshold.
+    scale_range : (float, float), optional
+    step : float, optional
+    force, quiet : bool, optional
+    extra : dict, optional
+        More keys for summary.json.
+    inputs : dict, optional
+        Override what is recorded as the inputs.
+
+    Returns
+    -------
+    dict
+        The summary written to summary.json.
+    """
+    from .compare import compare
+    from .report import OUTPUT_FILES, write_outputs
+
+    if Path(out_dir).exists() and not force:
+        raise VoxscaleError(f"{out_dir} exists; use --force to write into it")
+    out = OutputDir(out_dir, OUTPUT_FILES + ["compare.log"], force=force)
+    ref, target = read_map(ref_path), read_map(target_path)
+    ref_model = read_model(ref_model_path) if ref_model_path else None
+    target_model = read_model(target_model_path) if target_model_path else None
+    d_max, d_min = resolution if resolution else (None, None)
+    lines = []
+
+    def log(line):
+        lines.append(line)
+        if not quiet:
+            print(f"  {line}", file=sys.stderr)
+
+    bar = ProgressBar("voxel-scale scan", 1, enabled=not quiet)
+
+    def progress(step_name, done, total, message):
+        bar.total = total
+        bar.update(done, message)
+
+    def log_after_bar(line):
+        bar.close()
+        bar.enabled = False
+        log(line)
+
+    result = compare(ref, target, ref_model, target_model, d_max=d_max, d_min=d_min,
+                     nthreads=threads, sigma=sigma, progress=progress, log=log_after_bar,
+                     scale_range=scale_range, step=step)
+    parameters = {"resolution": [result.d_max, result.d_min], "threads": threads,
+                  "sigma": sigma, "range": list(scale_range), "step": step}
+    recorded = inputs or {"ref": str(ref_path), "target": str(target_path),
+                          "ref_model": ref_model_path, "target_model": target_model_path}
+    out.create()
+    summary = write_outputs(result, out, inputs=recorded, parameters=parameters, extra=extra)
+    v = summary["voxel_scale"]
+    lines.append(f"voxel-scale factor {v['best_scale']:.5f} ± {v['uncertainty']:.5f} "
+                 f"({v['percent']:+.3f} %); R {summary['amplitude_difference']['before']:.1f} % "
+                 f"-> {summary['amplitude_difference']['after']:.1f} %")
+    out.write_text("compare.log", "\n".join(lines) + "\n")
+    if not quiet:
+        print(f"{lines[-1]}; report: {out / 'report.html'}")
+    return summary
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    run_compare(args.ref, args.target, args.out, ref_model_path=args.ref_model,
+                target_model_path=args.target_model, resolution=args.resolution,
+                threads=args.threads, sigma=args.sigma, scale_range=tuple(args.range),
+                step=args.step, force=args.force, quiet=args.quiet)
+    return 0
 
 
 def scan_report(result) -> dict:
@@ -248,6 +322,29 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--force", action="store_true", help="replace existing outputs")
     diff.add_argument("--quiet", action="store_true", help="no progress or summary")
     diff.set_defaults(run=_cmd_diff)
+
+    comp = sub.add_parser(
+        "compare", help="the whole comparison: scan, correction, scaling, differences, "
+                        "peaks, report",
+        description="Find and correct the voxel-scale error of TARGET against REF, compare "
+                    "amplitudes by resolution before and after, compute difference maps and "
+                    "their peaks, and write report.html, summary.json and the maps into --out.")
+    comp.add_argument("ref", help="reference map")
+    comp.add_argument("target", help="target map")
+    comp.add_argument("--ref-model", help="reference model (PDB/mmCIF)")
+    comp.add_argument("--target-model", help="target model (PDB/mmCIF)")
+    comp.add_argument("--resolution", nargs=2, type=float, metavar=("DMAX", "DMIN"),
+                      help="resolution range in Å (default: all low-resolution terms to "
+                           "the reference's Nyquist limit)")
+    comp.add_argument("--range", nargs=2, type=float, default=(0.95, 1.05),
+                      metavar=("LO", "HI"), help="voxel-scale factors to scan")
+    comp.add_argument("--step", type=float, default=0.002, help="finest scan step")
+    comp.add_argument("--sigma", type=float, default=4.0, help="peak threshold (default 4)")
+    comp.add_argument("--threads", type=_positive_int, default=0, help="threads (0 = all)")
+    comp.add_argument("--out", required=True, help="output folder (must not exist)")
+    comp.add_argument("--force", action="store_true", help="write into an existing folder")
+    comp.add_argument("--quiet", action="store_true", help="no progress output")
+    comp.set_defaults(run=_cmd_compare)
 
     # Commands defined next to their analysis: each module has add_cli(subparsers), which
     # adds a sub-parser whose `run` default takes the parsed arguments and returns 0.

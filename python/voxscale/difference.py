@@ -12,18 +12,18 @@ factors of the maps differ, which is what the scaling removes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .io import Map
 from .scaling import ScalingResult, scale_arrays
 from .sf import (half_grid_frequencies, half_transform, low_pass, map_from_half_transform,
-                 resolution_mask)
-from .shells import D_MIN_TOLERANCE, shell_index
+                 resolution_mask, structure_factors)
+from .shells import D_MIN_TOLERANCE, shell_edges, shell_index, shell_sums
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference", "real_space_difference",
-           "default_d_min", "check_same_grid"]
+           "default_d_min", "check_same_grid", "estimate_resolution"]
 
 
 def default_d_min(map: Map) -> float:
@@ -38,6 +38,45 @@ def default_d_min(map: Map) -> float:
     float
     """
     return 2.0 * float(np.max(map.voxel_size))
+
+
+def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
+                        n_shells: int = 40, nthreads: int = 0) -> float:
+    """Resolution (Å) at which the FSC of two maps on one grid first falls below a threshold.
+
+    Used as the default high-resolution limit of the comparison: beyond it the two maps share
+    no signal, their amplitudes are noise (or, for filtered maps, nothing), and R and the
+    difference map would only measure that. The FSC is the plain one of DESIGN.md §2 in
+    shells equal in 1/d³ up to the Nyquist limit; the limit is the outer edge of the last shell
+    before the first one below ``threshold`` (the Nyquist limit if none is).
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid.
+    threshold : float, optional
+        FSC threshold (default 0.143).
+    n_shells : int, optional
+        Shells up to Nyquist.
+    nthreads : int, optional
+
+    Returns
+    -------
+    float
+        d in Å.
+    """
+    check_same_grid(ref, target)
+    nyquist = default_d_min(ref)
+    edges = shell_edges(None, nyquist, n_shells)
+    shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
+    sums = shell_sums(half_transform(ref, nthreads=nthreads),
+                      half_transform(target, nthreads=nthreads), shells, n_shells,
+                      nthreads=nthreads)
+    fsc = np.nan_to_num(sums.fsc, nan=0.0)
+    below = np.flatnonzero(fsc[1:] < threshold)  # the first shell holds the envelope
+    if not len(below):
+        return nyquist
+    return float(1.0 / edges[below[0] + 1])
 
 
 def check_same_grid(ref: Map, target: Map) -> None:
@@ -95,6 +134,21 @@ class DifferenceResult:
     sigma: float
     f_ref: np.ndarray
     f_tgt_scaled: np.ndarray
+
+    def structure_factors(self):
+        """Unique reflections to d_min of the reference and of the scaled target.
+
+        Returns
+        -------
+        sf_ref, sf_tgt : StructureFactors
+            Same reflections (for :func:`voxscale.write_mtz`).
+        """
+        template = structure_factors(self.map, self.scaling.d_min)
+        nz, ny, _ = self.map.shape
+        h, k, l = template.hkl.T
+        pick = (l % nz, k % ny, h)
+        return (replace(template, f=self.f_ref[pick], f000=0.0),
+                replace(template, f=self.f_tgt_scaled[pick], f000=0.0))
 
 
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,

@@ -51,6 +51,8 @@ class ScanResult:
         Number of fit points.
     seconds : float
         Wall time of the scan, placement included.
+    target_center : numpy.ndarray, shape (3,)
+        The target's box centre (Å), about which the factor acts.
     anisotropic : dict or None
         Result of the anisotropic refinement when requested.
     """
@@ -66,6 +68,7 @@ class ScanResult:
     contour: float
     n_points: int
     seconds: float
+    target_center: np.ndarray = None
     anisotropic: Optional[dict] = None
     fits: dict = field(default_factory=dict, repr=False)
 
@@ -245,7 +248,7 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, s
     result = ScanResult(best_scale=best, uncertainty=uncertainty, scales=keys, cc=cc,
                         transform=final.transform, cc_at_unit=unit.cc, cc_best=final.cc,
                         placement=placement, contour=pts.contour, n_points=len(pts),
-                        seconds=0.0, fits=fits)
+                        seconds=0.0, target_center=pts.center.copy(), fits=fits)
     if anisotropic:
         from .anisotropic import refine_anisotropic_scale
         result.anisotropic = refine_anisotropic_scale(grid, pts, best, final.transform,
