@@ -118,9 +118,9 @@ def _render_html(s: dict, images: dict) -> str:
     v = s["voxel_scale"]
     a = s["amplitude_difference"]
     e = html.escape
-    verdict = (f"The target's voxel size should be multiplied by <b>{v['best_scale']:.4f} ± "
-               f"{v['uncertainty']:.4f}</b>: a relative voxel-scale error of <b>"
-               f"{v['percent']:+.2f} ± {v['percent_uncertainty']:.2f} %</b>. ")
+    verdict = (f"The target's voxel size should be multiplied by <b>{v['best_scale']:.5f} ± "
+               f"{v['uncertainty']:.5f}</b>: a relative voxel-scale error of <b>"
+               f"{v['percent']:+.3f} ± {v['percent_uncertainty']:.3f} %</b>. ")
     verdict += (f"At {s['resolution']['d_min']:.2f} Å it <b>{'matters' if v['matters'] else 'does not matter'}"
                 f"</b>: atoms {v['outer_radius_A']:.0f} Å from the centre move by "
                 f"{v['displacement_at_outer_radius_A']:.2f} Å.")

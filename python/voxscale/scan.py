@@ -242,6 +242,7 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, s
     keys = np.array(sorted(fits))
     cc = np.array([fits[k].cc for k in keys])
     best, uncertainty = _peak_from_finest(keys, cc, step if scales is None else None)
+    uncertainty = float(np.hypot(uncertainty, _subset_spread(grid, pts, fits, keys, cc, nthreads)))
     final = refit(best, nearest_transform(best))
     keys = np.array(sorted(fits))
     cc = np.array([fits[k].cc for k in keys])
@@ -306,3 +307,31 @@ def corrected_target(ref: Map, target: Map, result: ScanResult, *, order: int = 
                         result.anisotropic["scale_matrix"], order=order, nthreads=nthreads)
     return resample(target, ref, result.transform, result.best_scale, order=order,
                     nthreads=nthreads)
+
+
+def _subset_spread(grid, pts: FitPoints, fits: dict, keys, cc, nthreads: int,
+                   n_subsets: int = 4) -> float:
+    """Standard error of the peak from its scatter over interleaved subsets of the fit points.
+
+    Each subset is scored at the fitted transforms of the factors around the maximum (no
+    refit), its own peak is refined, and the spread of the subset peaks divided by
+    sqrt(n_subsets) estimates how much the noise in the maps moves the answer.
+    """
+    i = int(np.argmax(cc))
+    near = keys[max(0, i - 3): i + 4]
+    if len(near) < 3 or len(pts) < 40 * n_subsets:
+        return 0.0
+    peaks = []
+    for j in range(n_subsets):
+        sub = slice(j, None, n_subsets)
+        xyz = np.ascontiguousarray(pts.xyz[sub])
+        values = np.ascontiguousarray(pts.values[sub] - pts.values[sub].mean())
+        sub_pts = FitPoints(xyz, values, pts.center, pts.contour)
+        sub_cc = []
+        for s in near:
+            t = fits[float(s)].transform
+            p = sub_pts.scaled(float(s))
+            c = p.mean(axis=0)
+            sub_cc.append(grid.score(p, values, t[:3, :3], t[:3, :3] @ c + t[:3, 3] - c, c)[0])
+        peaks.append(refine_peak(near, np.array(sub_cc))[0])
+    return float(np.std(peaks, ddof=1) / np.sqrt(n_subsets))

@@ -1,0 +1,72 @@
+"""The comparison's report, as a person sees it: headless Chromium opens report.html, every plot
+must have loaded, and a screenshot is kept in the test's folder. Also the demo end to end."""
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from voxscale.cli import main
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    assert main(["demo", "--out", str(out), "--size", "56", "--quiet"]) == 0
+    return out
+
+
+def test_demo_recovers_truth(demo_run):
+    s = json.loads((demo_run / "summary.json").read_text())
+    truth = s["demo_truth"]
+    assert abs(s["voxel_scale"]["best_scale"] - truth["scale"]) < 1e-3
+    assert s["amplitude_difference"]["after"] < s["amplitude_difference"]["before"]
+    negative = [p for p in s["peaks"] if p["height_sigma"] < 0][:len(truth["substitutions"])]
+    named = {(p["chain"], p["residue_number"]) for p in negative}
+    assert named == {(t["chain"], t["number"]) for t in truth["substitutions"]}
+    for key in ("scan", "resample", "scaling_and_difference", "peaks", "models"):
+        assert s["timings"][key] >= 0
+    for name in ("report.html", "target_corrected.mrc", "difference.mrc",
+                 "difference_realspace.mrc", "peaks.csv", "peaks.json", "peaks.cmm",
+                 "structure_factors.mtz", "compare.log"):
+        assert (demo_run / name).is_file(), name
+
+
+def test_existing_output_folder_is_refused(demo_run, capsys):
+    assert main(["demo", "--out", str(demo_run), "--quiet"]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_report_renders_in_chromium(demo_run, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no headless Chromium (Debian package 'chromium'; .ci/run installs it)")
+    report = demo_run / "report.html"
+    html = report.read_text()
+    n_images = html.count("<img ")
+    assert n_images >= 3  # scan, shells, expansion
+    # Every image must have decoded: the page writes the count of complete images with a
+    # non-zero natural width into its title, which --dump-dom shows.
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace(
+        "</body>",
+        "<script>window.addEventListener('load',()=>{const ok=[...document.images].filter("
+        "i=>i.complete&&i.naturalWidth>0).length;document.title='loaded '+ok+' of '+"
+        "document.images.length;});</script></body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--virtual-time-budget=5000", "--dump-dom",
+                          probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert f"loaded {n_images} of {n_images}" in dom.stdout, dom.stderr[-2000:]
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,2400",
+                    report.as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
