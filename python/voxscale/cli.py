@@ -23,7 +23,7 @@ from .progress import ProgressBar
 __all__ = ["main"]
 
 #: Modules that define their own sub-commands (see build_parser).
-_COMMAND_MODULES: tuple = ("demo",)
+_COMMAND_MODULES: tuple = ("demo", "expansion", "absolute_scale")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -36,8 +36,21 @@ expansion, the radial slope the estimate of the expansion itself. A voxel-size e
 target's map by a factor f (its voxel size should be f⁻¹ × the header) expands the target's
 model by f.
 
-Example: RdRp, PDB 6XEZ (target) against 7BV2 (reference), Cα of chains A–C (the seed paper
-reports 2.4 %); see ``docs`` and the tests for the numbers this module gives.
+Example: the seed paper's RdRp pair, PDB 6XEZ (target) against 7BV2 (reference), Cα of
+chains A–C (1011 pairs, RMSD 1.04 Å after superposition; the paper reports 2.4 %):
+
+=====================  =================  =================
+fit                    shift length (%)   radial shift (%)
+=====================  =================  =================
+through the origin     2.72 ± 0.06        1.90 ± 0.04
+with an intercept      3.10 ± 0.20        2.39 ± 0.12
+robust, origin         2.41 ± 0.03        1.83 ± 0.03
+robust, intercept      2.17 ± 0.09        2.18 ± 0.10
+=====================  =================  =================
+
+(intercepts −0.12 and −0.16 Å; per chain, radial through the origin: A 1.88, B 1.78,
+C 2.20 %). 6XEZ is the larger model, as expected from its map's larger voxel size (1.1 Å
+against 1.014 Å), by about 2 %.
 """
 from __future__ import annotations
 
@@ -353,8 +366,12 @@ def _load(model: ModelLike, role: str):
 
 
 def _count_ca(structure: gemmi.Structure, chains) -> int:
+    """Amino-acid residues with a Cα atom (calcium ions, also named CA, do not count)."""
+    def is_protein(res):
+        info = gemmi.find_tabulated_residue(res.name)
+        return info is not None and info.is_amino_acid()
     return sum(1 for ch in structure[0] if chains is None or ch.name in chains
-               for res in ch if res.find_atom("CA", "*") is not None)
+               for res in ch if is_protein(res) and res.find_atom("CA", "*") is not None)
 
 
 def expansion(ref_model: ModelLike, target_model: ModelLike, *,

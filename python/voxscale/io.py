@@ -55,7 +55,7 @@ from mrcfile.mrcinterpreter import MrcInterpreter
 
 from .errors import MapFormatError
 
-__all__ = ["Map", "read_map"]
+__all__ = ["Map", "MapHeader", "read_map", "read_map_header"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -316,6 +316,79 @@ class Map:
         if np.all(np.abs(steps - rounded) <= _NSTART_TOLERANCE) and np.all(np.abs(rounded) < 2**31):
             return rounded.astype(np.int64)
         return np.zeros(3, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class MapHeader:
+    """What a map file's header says, read without its data.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    shape : tuple of int
+        (nz, ny, nx) after transposition to the standard axis order.
+    voxel_size, origin : numpy.ndarray
+        x, y, z in Å.
+    mode : int
+        MRC data mode.
+    """
+
+    path: Path
+    shape: tuple
+    voxel_size: np.ndarray
+    origin: np.ndarray
+    mode: int
+
+    @property
+    def n_voxels(self) -> int:
+        """int : nx·ny·nz."""
+        return int(np.prod(self.shape, dtype=object))
+
+    @property
+    def float32_bytes(self) -> int:
+        """int : Bytes of the map once read (float32)."""
+        return 4 * self.n_voxels
+
+
+def read_map_header(path: PathLike) -> MapHeader:
+    """Read and check only the header of a map file (no data, negligible memory).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    MapHeader
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    voxscale.errors.MapFormatError
+        If the header is not that of a readable density map.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, "map file not found", str(path))
+    stream, compressed = _open_content(path)
+    with stream:
+        try:
+            raw = stream.read(_HEADER_BYTES)
+        except (EOFError, OSError, zlib.error) as err:
+            if not compressed:
+                raise
+            raise MapFormatError(f"{path}: compressed file is truncated or corrupt ({err})") from None
+    if len(raw) < _HEADER_BYTES:
+        raise MapFormatError(f"{path}: not an MRC map file: its content is {len(raw)} bytes "
+                             f"long, shorter than the {_HEADER_BYTES}-byte MRC header")
+    header, _ = _parse_header(raw)
+    try:
+        layout = _layout_from_header(header)
+    except _HeaderProblem as err:
+        raise MapFormatError(f"{path}: {err}") from None
+    shape = tuple(layout.stored_shape[i] for i in layout.to_zyx)
+    return MapHeader(path, shape, layout.voxel_size, layout.origin, int(header.mode))
 
 
 def read_map(path: PathLike) -> Map:

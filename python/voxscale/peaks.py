@@ -4,15 +4,14 @@ Local maxima above +threshold and minima below −threshold (26-neighbour test i
 are refined below the voxel by a parabola through the peak and its two neighbours along each
 axis, merged when a stronger peak of the same sign lies within the merge radius, and sorted by
 |height|. Each peak gets the volume (Å³) and the integral (height units × Å³) of its connected
-region beyond the threshold (6-connected flood fill), and for each given model its nearest
-atom.
+region beyond the threshold (6-connected regions labelled in the C++ core), and for each
+given model its nearest atom.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Optional
 
@@ -126,25 +125,6 @@ def _refine(data: np.ndarray, iz: int, iy: int, ix: int):
     return offset, height
 
 
-def _region(data: np.ndarray, seed, threshold: float, positive: bool, limit: int = 200000):
-    """Voxel count and value sum of the 6-connected region beyond the threshold around seed."""
-    sign = 1.0 if positive else -1.0
-    seen = {seed}
-    queue = deque([seed])
-    total = 0.0
-    nz, ny, nx = data.shape
-    while queue and len(seen) < limit:
-        z, y, x = queue.popleft()
-        total += float(data[z, y, x])
-        for dz, dy, dx in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
-            q = (z + dz, y + dy, x + dx)
-            if (0 <= q[0] < nz and 0 <= q[1] < ny and 0 <= q[2] < nx and q not in seen
-                    and sign * data[q] >= threshold):
-                seen.add(q)
-                queue.append(q)
-    return len(seen), total
-
-
 def _atom_table(structure):
     rows, xyz = [], []
     for chain in structure[0]:
@@ -191,7 +171,7 @@ def nearest_atoms(points: np.ndarray, structure, *, max_distance: Optional[float
 
 
 def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = None, *,
-               merge_radius: Optional[float] = None, max_peaks: Optional[int] = None,
+               merge_radius: Optional[float] = None, max_peaks: Optional[int] = 500,
                nthreads: int = 0) -> PeakTable:
     """Positive and negative peaks of a difference map beyond ±sigma.
 
@@ -208,7 +188,8 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
         Peaks of the same sign closer than this (Å) to a stronger one are dropped (default
         max(1.5 Å, 1.5 × the largest voxel size)).
     max_peaks : int, optional
-        Keep at most this many (strongest first).
+        Keep at most this many, strongest first (default 500: a flat difference map with
+        its noise in σ units would otherwise give thousands).
     nthreads : int, optional
 
     Returns
@@ -223,6 +204,7 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
               else float(merge_radius))
     data = diff_map.data
     index, values = _core.local_extrema(data, float(sigma), nthreads)
+    labels, region_count, region_sum = _core.label_regions(data, float(sigma))
     order = np.argsort(-np.abs(values), kind="stable")
     accepted = []  # (position, sign)
     table = PeakTable()
@@ -237,7 +219,8 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
                for other, sign in accepted):
             continue
         accepted.append((pos, positive))
-        count, total = _region(data, (iz, iy, ix), float(sigma), positive)
+        region = int(labels[iz, iy, ix]) - 1
+        count, total = int(region_count[region]), float(region_sum[region])
         table.append(Peak(float(pos[0]), float(pos[1]), float(pos[2]), float(height),
                           count * voxel_volume, total * voxel_volume))
         if max_peaks is not None and len(table) >= max_peaks:

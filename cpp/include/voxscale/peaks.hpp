@@ -1,6 +1,7 @@
 // Local extrema of a map beyond a threshold (the peak search of difference maps).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -59,6 +60,74 @@ inline std::vector<Extremum> local_extrema(const GridView<float>& g, float thres
   std::vector<Extremum> all;
   for (auto& slab : per_slab) all.insert(all.end(), slab.begin(), slab.end());
   return all;
+}
+
+}  // namespace voxscale
+
+namespace voxscale {
+
+/// Connected regions (6-connectivity) of voxels beyond ±threshold: voxels >= threshold and
+/// voxels <= -threshold form separate regions. `labels` (one per voxel) gets 0 outside every
+/// region and 1…n inside; `count` and `sum` (index label − 1) the voxels and the sum of the
+/// values of each region. Serial union–find, linear in the number of voxels.
+inline void label_regions(const GridView<float>& g, float threshold, std::int32_t* labels,
+                          std::vector<std::int64_t>& count, std::vector<double>& sum) {
+  const std::size_t nx = g.nx, ny = g.ny, n = g.size();
+  std::vector<std::int32_t> parent;
+  auto find = [&](std::int32_t a) {
+    while (parent[std::size_t(a)] != a) {
+      parent[std::size_t(a)] = parent[std::size_t(parent[std::size_t(a)])];
+      a = parent[std::size_t(a)];
+    }
+    return a;
+  };
+  auto sign = [&](std::size_t i) {
+    const float v = g.data[i];
+    return v >= threshold ? 1 : (v <= -threshold ? -1 : 0);
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    const int s = sign(i);
+    if (s == 0) {
+      labels[i] = -1;
+      continue;
+    }
+    const std::size_t ix = i % nx, iy = (i / nx) % ny, iz = i / (nx * ny);
+    std::int32_t label = -1;
+    const std::size_t back[3] = {ix > 0 ? i - 1 : n, iy > 0 ? i - nx : n,
+                                 iz > 0 ? i - nx * ny : n};
+    for (std::size_t j : back) {
+      if (j == n || labels[j] < 0 || sign(j) != s) continue;
+      const std::int32_t other = find(labels[j]);
+      if (label < 0) {
+        label = other;
+      } else if (other != label) {
+        parent[std::size_t(std::max(other, label))] = std::min(other, label);
+        label = std::min(other, label);
+      }
+    }
+    if (label < 0) {
+      label = std::int32_t(parent.size());
+      parent.push_back(label);
+    }
+    labels[i] = label;
+  }
+  // Compact the roots to 1…n and accumulate each region's count and sum.
+  std::vector<std::int32_t> final_label(parent.size(), 0);
+  std::int32_t next = 0;
+  for (std::size_t a = 0; a < parent.size(); ++a)
+    if (find(std::int32_t(a)) == std::int32_t(a)) final_label[a] = ++next;
+  count.assign(std::size_t(next), 0);
+  sum.assign(std::size_t(next), 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (labels[i] < 0) {
+      labels[i] = 0;
+      continue;
+    }
+    const std::int32_t l = final_label[std::size_t(find(labels[i]))];
+    labels[i] = l;
+    count[std::size_t(l - 1)] += 1;
+    sum[std::size_t(l - 1)] += g.data[i];
+  }
 }
 
 }  // namespace voxscale
