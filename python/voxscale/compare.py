@@ -12,8 +12,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from .expansion import expansion as model_expansion
-from .difference import (DifferenceResult, estimate_resolution, real_space_difference,
-                         vector_difference)
+from .difference import (DifferenceResult, compare_amplitudes, estimate_resolution,
+                         real_space_difference, vector_difference)
+from .scaling import ScalingResult
 from .io import Map
 from .peaks import PeakTable, find_peaks
 from .sampling import resample
@@ -33,10 +34,10 @@ class CompareResult:
         The voxel-scale scan.
     corrected : Map
         Target with the corrected voxel size, fitted and resampled onto the reference grid.
-    uncorrected : Map
-        Target fitted at s = 1 and resampled onto the reference grid.
-    before, after : DifferenceResult
-        Amplitude scaling and vector difference of the uncorrected and the corrected target.
+    before : ScalingResult
+        Amplitude scaling and statistics of the target fitted at s = 1 (uncorrected).
+    after : DifferenceResult
+        Amplitude scaling and vector difference of the corrected target.
     real_space : Map
         Real-space difference (equal σ, both low-passed to d_min) of the corrected target.
     peaks : PeakTable
@@ -53,8 +54,7 @@ class CompareResult:
 
     scan: ScanResult
     corrected: Map
-    uncorrected: Map
-    before: DifferenceResult
+    before: ScalingResult
     after: DifferenceResult
     real_space: Map
     peaks: PeakTable
@@ -156,7 +156,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         say(f"resolution limit from FSC(reference, corrected target) = 0.143: {d_min:.2f} Å")
     d_min = float(d_min)
     with step("scaling_and_difference"):
-        before = vector_difference(ref, uncorrected, d_max, d_min, nthreads=nthreads)
+        before = compare_amplitudes(ref, uncorrected, d_max, d_min, nthreads=nthreads)
+        del uncorrected  # only its statistics are kept: memory
         after = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads)
         real_space = real_space_difference(ref, corrected, resolution=d_min, nthreads=nthreads)
     models = {}
@@ -172,5 +173,5 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     if ref_model is not None and target_model is not None:
         with step("models"):
             expansion = model_expansion(ref_model, target_model)
-    return CompareResult(scan, corrected, uncorrected, before, after, real_space, peaks, d_max,
+    return CompareResult(scan, corrected, before, after, real_space, peaks, d_max,
                          d_min, expansion, moved, timings)

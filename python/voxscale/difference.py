@@ -22,7 +22,8 @@ from .sf import (half_grid_frequencies, half_transform, low_pass, map_from_half_
                  resolution_mask, structure_factors)
 from .shells import D_MIN_TOLERANCE, shell_edges, shell_index, shell_sums
 
-__all__ = ["DifferenceResult", "difference_map", "vector_difference", "real_space_difference",
+__all__ = ["DifferenceResult", "difference_map", "vector_difference", "compare_amplitudes",
+           "real_space_difference",
            "default_d_min", "check_same_grid", "estimate_resolution"]
 
 
@@ -151,6 +152,62 @@ class DifferenceResult:
                 replace(template, f=self.f_tgt_scaled[pick], f000=0.0))
 
 
+def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str,
+                            scaling_target: str, n_shells: int, nthreads: int):
+    """Half-transforms of both maps with the target's scaled onto the reference's, and the
+    scaling (fitted on the unique reflections in the range)."""
+    check_same_grid(ref, target)
+    if d_max is not None and np.isfinite(d_max) and not d_max > d_min:
+        raise ValueError(f"d_max ({d_max} Å) must be larger than d_min ({d_min} Å)")
+    f_ref = half_transform(ref, nthreads=nthreads)
+    f_tgt = half_transform(target, nthreads=nthreads)
+    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
+    unique = shell_index(ref.shape, ref.cell,
+                         np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
+    flat = np.flatnonzero(unique.ravel() >= 0)
+    del unique
+    iz, iy, ix = np.unravel_index(flat, f_ref.shape)
+    sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
+    s_vec = np.stack([sx.ravel()[ix], sy.ravel()[iy], sz.ravel()[iz]], axis=1)
+    del iz, iy, ix
+    result = scale_arrays(f_ref.ravel()[flat], f_tgt.ravel()[flat], s_vec, d_max=d_max,
+                          d_min=d_min, model=scaling, target=scaling_target, n_shells=n_shells,
+                          nthreads=nthreads)
+    del flat, s_vec
+    # k·exp(−¼ sᵀBs) over the half-grid, in float32 and in place to keep memory low.
+    b = result.b_tensor.astype(np.float32)
+    sx, sy, sz = (a.astype(np.float32) for a in (sx, sy, sz))
+    quad = (b[2, 2] * sz * sz + b[1, 1] * sy * sy + 2 * b[1, 2] * sy * sz) + (
+        b[0, 0] * sx * sx)
+    if b[0, 1] or b[0, 2]:
+        quad += 2 * sx * (b[0, 1] * sy + b[0, 2] * sz)
+    quad *= np.float32(-0.25)
+    np.exp(quad, out=quad)
+    quad *= np.float32(result.k)
+    f_tgt *= quad
+    return f_ref, f_tgt, result
+
+
+def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
+                       scaling: str = "isotropic", scaling_target: str = "wilson",
+                       n_shells: int = 20, nthreads: int = 0) -> ScalingResult:
+    """Amplitude scaling and per-shell statistics of two maps on one grid (no difference map).
+
+    Parameters
+    ----------
+    ref, target, d_max, d_min, scaling, scaling_target, n_shells, nthreads
+        See :func:`vector_difference`.
+
+    Returns
+    -------
+    ScalingResult
+    """
+    d_min = default_d_min(ref) if d_min is None else float(d_min)
+    return _scaled_half_transforms(ref, target, d_max, d_min, scaling=scaling,
+                                   scaling_target=scaling_target, n_shells=n_shells,
+                                   nthreads=nthreads)[2]
+
+
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                       scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
                       n_shells: int = 20, nthreads: int = 0) -> DifferenceResult:
@@ -177,28 +234,14 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     -------
     DifferenceResult
     """
-    check_same_grid(ref, target)
     d_min = default_d_min(ref) if d_min is None else float(d_min)
-    if d_max is not None and np.isfinite(d_max) and not d_max > d_min:
-        raise ValueError(f"d_max ({d_max} Å) must be larger than d_min ({d_min} Å)")
-    f_ref = half_transform(ref, nthreads=nthreads)
-    f_tgt = half_transform(target, nthreads=nthreads)
-    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
-    unique = shell_index(ref.shape, ref.cell,
-                         np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
-    flat = np.flatnonzero(unique.ravel() >= 0)
-    iz, iy, ix = np.unravel_index(flat, unique.shape)
-    sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
-    s_vec = np.stack([sx.ravel()[ix], sy.ravel()[iy], sz.ravel()[iz]], axis=1)
-    result = scale_arrays(f_ref.ravel()[flat], f_tgt.ravel()[flat], s_vec, d_max=d_max,
-                          d_min=d_min, model=scaling, target=scaling_target, n_shells=n_shells,
-                          nthreads=nthreads)
-    b = result.b_tensor
-    quad = (b[0, 0] * sx**2 + b[1, 1] * sy**2 + b[2, 2] * sz**2
-            + 2 * (b[0, 1] * sx * sy + b[0, 2] * sx * sz + b[1, 2] * sy * sz))
-    f_tgt *= (result.k * np.exp(-0.25 * quad)).astype(np.float32)
-    delta = np.where(resolution_mask(ref.shape, ref.cell, d_max, d_min), f_tgt - f_ref, 0)
-    diff = map_from_half_transform(delta.astype(np.complex64), ref, nthreads=nthreads)
+    f_ref, f_tgt, result = _scaled_half_transforms(
+        ref, target, d_max, d_min, scaling=scaling, scaling_target=scaling_target,
+        n_shells=n_shells, nthreads=nthreads)
+    delta = np.subtract(f_tgt, f_ref)
+    delta *= resolution_mask(ref.shape, ref.cell, d_max, d_min)
+    diff = map_from_half_transform(delta, ref, nthreads=nthreads)
+    del delta
     region = diff.data if mask is None else diff.data[_mask_array(mask, ref.shape)]
     sigma = float(np.std(region, dtype=np.float64))
     return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, sigma), ref), result, sigma,

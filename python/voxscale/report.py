@@ -80,10 +80,10 @@ def summary(result: CompareResult, *, inputs: dict, parameters: dict) -> dict:
         },
         "resolution": {"d_max": result.d_max, "d_min": result.d_min},
         "amplitude_difference": {
-            "before": result.before.scaling.r_overall,
+            "before": result.before.r_overall,
             "after": result.after.scaling.r_overall,
             "unrelated_limit": 100 * WILSON_R_ACENTRIC,
-            "scaling_before": _scaling_dict(result.before.scaling),
+            "scaling_before": _scaling_dict(result.before),
             "scaling_after": _scaling_dict(result.after.scaling),
         },
         "difference_map": {"sigma": result.after.sigma, "peak_threshold_sigma":
@@ -217,7 +217,7 @@ def write_outputs(result: CompareResult, out: OutputDir, *, inputs: dict, parame
     out.write_text("peaks.cmm", result.peaks.to_cmm())
     write_mtz(out / "structure_factors.mtz", *result.after.structure_factors())
     plot_scan(result.scan, out / "scan.png")
-    plot_shells(result.after.scaling, out / "shells.png", before=result.before.scaling)
+    plot_shells(result.after.scaling, out / "shells.png", before=result.before)
     images = {"scan": _img(out / "scan.png"), "shells": _img(out / "shells.png")}
     if result.expansion is not None:
         from .expansion import plot_expansion
