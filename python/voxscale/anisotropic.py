@@ -86,8 +86,8 @@ def refine_anisotropic_scale(reference: ReferenceGrid, points: FitPoints, scale:
         return (np.eye(3) + step[:9].reshape(3, 3) / radius) @ state[0], state[1] + step[9:]
 
     cc_iso = evaluate((lin0, trans0))[0]
-    (lin, trans), cc, _, _, _ = ascend(evaluate, update, (lin0, trans0), 12,
-                                       max_steps=max_steps, xtol=xtol)
+    (lin, trans), cc, _, _, _, _ = ascend(evaluate, update, (lin0, trans0), 12,
+                                          max_steps=max_steps, xtol=xtol)
     rotation, stretch_c = polar_decomposition(lin)
     # The fit's S acts about the points' centroid; the same S about the box centre only moves
     # the translation: x_ref = R·(c_box + S·(p − c_box)) + t_box.

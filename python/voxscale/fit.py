@@ -221,6 +221,10 @@ class FitResult:
         Fit points that landed inside the reference.
     iterations : int
         Quasi-Newton steps taken.
+    history : list of float
+        Correlation after each step.
+    converged : bool
+        False when the step limit was reached first.
     """
 
     transform: np.ndarray
@@ -229,6 +233,7 @@ class FitResult:
     n_inside: int
     iterations: int = 0
     history: list = field(default_factory=list, repr=False)
+    converged: bool = True
 
     @property
     def rotation_deg(self) -> float:
@@ -253,11 +258,15 @@ def _radius_of_gyration(points: np.ndarray, center: np.ndarray) -> float:
     return max(float(np.sqrt(((points - center) ** 2).sum(axis=1).mean())), 1e-6)
 
 
-def ascend(evaluate, update, state, n_params: int, *, max_steps: int = 200, xtol: float = 1e-4):
+def ascend(evaluate, update, state, n_params: int, *, max_steps: int = 200, xtol: float = 1e-4,
+           first_step: float = 0.5):
     """Quasi-Newton (BFGS) maximisation of a correlation over a re-based parametrisation.
 
     The parameters are always a small update of the current state; after each accepted step
-    the state is re-based (``update``), so gradients are always taken at zero update.
+    the state is re-based (``update``), so gradients are always taken at zero update. The
+    first step moves ``first_step`` (≈ Å) along the gradient whatever its magnitude — at low
+    correlation the gradient is tiny and a fixed gain would crawl — and the inverse Hessian
+    is rescaled after it from the observed curvature (Nocedal & Wright eq. 6.20).
 
     Parameters
     ----------
@@ -273,11 +282,13 @@ def ascend(evaluate, update, state, n_params: int, *, max_steps: int = 200, xtol
     max_steps : int, optional
         Maximum number of steps.
     xtol : float, optional
-        Stop when a step is shorter than this (in parameter units, ~Å).
+        Converged when an accepted full step is shorter than this (parameter units, ~Å).
+    first_step : float, optional
+        Length of the first step.
 
     Returns
     -------
-    state, cc, n_inside, steps, history
+    state, cc, n_inside, steps, history, converged
     """
     cc, grad, inside = evaluate(state)
     if not np.isfinite(cc):
@@ -285,35 +296,45 @@ def ascend(evaluate, update, state, n_params: int, *, max_steps: int = 200, xtol
                             "undefined); check the placement or the maps' origins")
     f, g = -cc, -grad  # minimise -cc
     eye = np.eye(n_params)
-    hess_inv = eye * 0.1  # first step: about 0.1 Å per unit gradient
+
+    def fresh_inverse_hessian(gradient):
+        return eye * (first_step / max(float(np.linalg.norm(gradient)), 1e-30))
+
+    hess_inv = fresh_inverse_hessian(g)
     history = [cc]
-    steps = 0
+    steps, converged, first = 0, False, True
     for steps in range(1, max_steps + 1):
         direction = -hess_inv @ g
         if g @ direction >= 0:  # not a descent direction: restart from steepest descent
-            hess_inv = eye * 0.1
+            hess_inv = fresh_inverse_hessian(g)
             direction = -hess_inv @ g
         step_len = 1.0
-        while step_len >= 1e-6:  # backtracking line search with the Armijo condition
+        while step_len >= 1e-8:  # backtracking line search with the Armijo condition
             step = step_len * direction
             new_state = update(state, step)
             cc_new, grad_new, inside_new = evaluate(new_state)
             if np.isfinite(cc_new) and -cc_new <= f + 1e-4 * step_len * (g @ direction):
                 break
             step_len *= 0.5
-        else:
+        else:  # no decrease along a descent direction: at the optimum to rounding
+            converged = True
             break
         y_vec = -grad_new - g
+        improvement = f - (-cc_new)
         state, f, g, inside = new_state, -cc_new, -grad_new, inside_new
         history.append(cc_new)
         sy = step @ y_vec
-        if sy > 1e-12:
+        if sy > 1e-16:
+            if first:  # scale the initial guess by the measured curvature
+                hess_inv = eye * (sy / (y_vec @ y_vec))
+                first = False
             rho = 1.0 / sy
             hess_inv = ((eye - rho * np.outer(step, y_vec)) @ hess_inv
                         @ (eye - rho * np.outer(y_vec, step)) + rho * np.outer(step, step))
-        if np.linalg.norm(step) < xtol:
+        if (np.linalg.norm(step) < xtol and step_len == 1.0) or improvement < 1e-12 * abs(f):
+            converged = True
             break
-    return state, -f, inside, steps, history
+    return state, -f, inside, steps, history, converged
 
 
 def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None, *,
@@ -359,7 +380,7 @@ def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None,
         return rotation_from_vector(step[:3] / radius) @ state[0], state[1] + step[3:]
 
     start = (t0[:3, :3].copy(), t0[:3, :3] @ center + t0[:3, 3] - center)  # t about centroid
-    (rot, trans), cc, inside, steps, history = ascend(evaluate, update, start, 6,
-                                                      max_steps=max_steps, xtol=xtol)
+    (rot, trans), cc, inside, steps, history, converged = ascend(
+        evaluate, update, start, 6, max_steps=max_steps, xtol=xtol)
     return FitResult(_compose(rot, trans, center), float(cc), len(values), int(inside), steps,
-                     history)
+                     history, converged)

@@ -14,7 +14,7 @@ namespace voxscale {
 /// array has zero variance or the total weight is zero.
 inline double pearson(const float* a, const float* b, const float* w, std::size_t n,
                       int nthreads) {
-  const int nt = resolve_threads(nthreads);
+  const int nt = resolve_threads(nthreads, n, 65536);
   (void)nt;
   const std::ptrdiff_t m = std::ptrdiff_t(n);
   double sw = 0.0, sa = 0.0, sb = 0.0;

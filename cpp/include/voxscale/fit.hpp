@@ -43,7 +43,7 @@ inline RigidScore rigid_score(const GridView<float>& ref, const GridGeometry& ge
   detail::check_order(order);
   detail::check_grid(ref, "reference");
   geom.validate("reference");
-  const int nt = resolve_threads(nthreads);
+  const int nt = resolve_threads(nthreads, n, 16384);
   (void)nt;
   RigidScore out;
   if (n < 2) {

@@ -230,7 +230,7 @@ inline void interpolate_points(const GridView<float>& grid, const GridGeometry& 
   detail::check_order(order);
   detail::check_grid(grid, "grid");
   geom.validate("grid");
-  const int nt = resolve_threads(nthreads);
+  const int nt = resolve_threads(nthreads, n, 16384);
   (void)nt;
   const double inv[3] = {1.0 / geom.voxel[0], 1.0 / geom.voxel[1], 1.0 / geom.voxel[2]};
 #pragma omp parallel for schedule(static) num_threads(nt)

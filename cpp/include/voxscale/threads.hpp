@@ -4,6 +4,7 @@
 // to its own parallel region only; the global OpenMP setting is never changed.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 
 #ifdef _OPENMP
@@ -33,6 +34,14 @@ inline int resolve_threads(int nthreads) {
   const int n = nthreads == 0 ? 1 : nthreads;  // still meaningful for pocketfft's thread pool
 #endif
   return n < kMaxThreads ? n : kMaxThreads;
+}
+
+/// Threads for a kernel over `work` independent items: at most one per `min_per_thread` items,
+/// so a small call does not pay for waking (or, on a loaded machine, waiting for) threads.
+inline int resolve_threads(int nthreads, std::size_t work, std::size_t min_per_thread) {
+  const int n = resolve_threads(nthreads);
+  const std::size_t useful = work / (min_per_thread ? min_per_thread : 1) + 1;
+  return useful < std::size_t(n) ? int(useful) : n;
 }
 
 }  // namespace voxscale
