@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--step", type=float, default=0.002,
                       help="finest step of the scan (default 0.002)")
     scan.add_argument("--contour", type=float, default=None,
-                      help="target contour level for the fit points (default mean + 1 sd)")
+                      help="target contour level for the fit points (default: the molecular "
+                           "envelope, where the target low-passed to 15 Å exceeds mean + 1 sd)")
     scan.add_argument("--threads", type=_positive_int, default=0,
                       help="threads (default 0 = all cores)")
     scan.add_argument("--anisotropic", action="store_true",

