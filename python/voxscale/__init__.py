@@ -47,6 +47,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name):
+    # voxscale.batch is a module (it needs dask and pandas, imported only when it is used);
+    # voxscale.batch(...) then calls it, as voxscale.batch.batch(...).
+    if name == "batch":
+        import importlib
+        return importlib.import_module(".batch", __name__)
+    raise AttributeError(f"module 'voxscale' has no attribute {name!r}")
+
+
 def has_openmp() -> bool:
     """Whether the C++ core was built with OpenMP (otherwise its kernels run serially).
 

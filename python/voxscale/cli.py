@@ -16,6 +16,7 @@ import numpy as np
 from . import __version__
 from .errors import VoxscaleError
 from .io import read_map
+from .memory import check_memory
 from .models import read_model
 from .output import OutputDir
 from .progress import ProgressBar
@@ -23,7 +24,7 @@ from .progress import ProgressBar
 __all__ = ["main"]
 
 #: Modules that define their own sub-commands (see build_parser).
-_COMMAND_MODULES: tuple = ("demo", "expansion", "absolute_scale")
+_COMMAND_MODULES: tuple = ("demo", "expansion", "absolute_scale", "batch")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -54,6 +55,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     names = ["scan.json", "target_corrected.mrc", "scan.png"]
     out = OutputDir(args.out, names, force=args.force)  # refuses before any work is done
+    check_memory("scan", args.ref, args.target, limit=args.max_memory)
     ref, target = read_map(args.ref), read_map(args.target)
     ref_model = read_model(args.ref_model) if args.ref_model else None
     target_model = read_model(args.target_model) if args.target_model else None
@@ -91,8 +93,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .difference import default_d_min, vector_difference
-    from .mtz import write_mtz
+    from .difference import check_same_grid, default_d_min, vector_difference
     from .peaks import find_peaks
     from .plots import plot_shells
 
@@ -103,6 +104,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             raise VoxscaleError("--domains needs --ref-model (the parts are taken from it)")
         names += ["difference_local.mrc", "domains.json"]
     out = OutputDir(args.out, names, force=args.force)
+    check_memory("diff", args.ref, args.target, limit=args.max_memory)
     ref, target = read_map(args.ref), read_map(args.target)
     models = {}
     if args.ref_model:
@@ -110,6 +112,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     if args.target_model:
         models["target"] = read_model(args.target_model)
     d_max, d_min = args.resolution if args.resolution else (None, default_d_min(ref))
+    check_same_grid(ref, target)
     if not args.quiet:
         print(f"scaling and difference synthesis, {d_max or 'inf'}-{d_min:.2f} Å ...",
               file=sys.stderr)
@@ -139,7 +142,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     out.write_text("peaks.json", peaks.to_json())
     out.write_text("peaks.csv", peaks.to_csv())
     out.write_text("peaks.cmm", peaks.to_cmm())
-    write_mtz(out / "structure_factors.mtz", *result.structure_factors())
+    result.write_mtz(out / "structure_factors.mtz")
     plot_shells(scaling, out / "shells.png")
     if local is not None:
         local.difference.write(out / "difference_local.mrc")
@@ -151,7 +154,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
                          "n_voxels": d.n_voxels, "rms_before_sigma": d.rms_before,
                          "rms_after_sigma": d.rms_after} for d in local.domains]})
     if not args.quiet:
-        print(f"k = {scaling.k:.4g}, B = {np.round(scaling.B, 2)} Å²; R {scaling.r_overall_before:.1f} % "
+        b_text = (f"{scaling.B:.2f}" if np.ndim(scaling.B) == 0 else
+                  "(" + ", ".join(f"{b:.2f}" for b in scaling.b_six) + ")")
+        print(f"k = {scaling.k:.4g}, B = {b_text} Å²; R {scaling.r_overall_before:.1f} % "
               f"-> {scaling.r_overall:.1f} % after scaling; {len(peaks)} peaks beyond "
               f"±{args.sigma} σ; written to {out.path}")
     return 0
@@ -159,7 +164,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_model_path=None,
                 resolution=None, threads=0, sigma=4.0, scale_range=(0.95, 1.05),
-                step=0.002, force=False, quiet=False, extra=None, inputs=None) -> dict:
+                step=0.002, force=False, quiet=False, extra=None, inputs=None,
+                max_memory=None) -> dict:
     """Run ``voxscale compare`` on files and write every output into ``out_dir``.
 
     Parameters
@@ -180,6 +186,8 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
     force, quiet : bool, optional
     extra : dict, optional
         More keys for summary.json.
+    max_memory : int or str, optional
+        Refuse to start above this estimated memory (default 80 % of what is available).
     inputs : dict, optional
         Override what is recorded as the inputs.
 
@@ -194,6 +202,7 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
     if Path(out_dir).exists() and not force:
         raise VoxscaleError(f"{out_dir} exists; use --force to write into it")
     out = OutputDir(out_dir, OUTPUT_FILES + ["compare.log"], force=force)
+    check_memory("compare", ref_path, target_path, limit=max_memory)
     ref, target = read_map(ref_path), read_map(target_path)
     ref_model = read_model(ref_model_path) if ref_model_path else None
     target_model = read_model(target_model_path) if target_model_path else None
@@ -239,7 +248,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     run_compare(args.ref, args.target, args.out, ref_model_path=args.ref_model,
                 target_model_path=args.target_model, resolution=args.resolution,
                 threads=args.threads, sigma=args.sigma, scale_range=tuple(args.range),
-                step=args.step, force=args.force, quiet=args.quiet)
+                step=args.step, force=args.force, quiet=args.quiet,
+                max_memory=args.max_memory)
     return 0
 
 
@@ -317,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also refine a symmetric 3x3 scale matrix (anisotropic "
                            "magnification)")
     scan.add_argument("--out", required=True, help="output folder")
+    scan.add_argument("--max-memory", metavar="SIZE",
+                      help="refuse to start when the estimated memory exceeds SIZE (e.g. 8G; "
+                           "default 80 %% of the available memory)")
     scan.add_argument("--force", action="store_true", help="replace existing outputs")
     scan.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     scan.set_defaults(run=_cmd_scan)
@@ -343,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "and the peaks come from the locally realigned difference")
     diff.add_argument("--threads", type=_positive_int, default=0, help="threads (0 = all)")
     diff.add_argument("--out", required=True, help="output folder")
+    diff.add_argument("--max-memory", metavar="SIZE",
+                      help="refuse to start when the estimated memory exceeds SIZE (e.g. 8G; "
+                           "default 80 %% of the available memory)")
     diff.add_argument("--force", action="store_true", help="replace existing outputs")
     diff.add_argument("--quiet", action="store_true", help="no progress or summary")
     diff.set_defaults(run=_cmd_diff)
@@ -366,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--sigma", type=float, default=4.0, help="peak threshold (default 4)")
     comp.add_argument("--threads", type=_positive_int, default=0, help="threads (0 = all)")
     comp.add_argument("--out", required=True, help="output folder (must not exist)")
+    comp.add_argument("--max-memory", metavar="SIZE",
+                      help="refuse to start when the estimated memory exceeds SIZE (e.g. 8G; "
+                           "default 80 %% of the available memory)")
     comp.add_argument("--force", action="store_true", help="write into an existing folder")
     comp.add_argument("--quiet", action="store_true", help="no progress output")
     comp.set_defaults(run=_cmd_compare)

@@ -80,6 +80,10 @@ def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
     return float(1.0 / edges[below[0] + 1])
 
 
+def _triple(v, digits: int) -> tuple:
+    return tuple(np.round(np.asarray(v, dtype=np.float64), digits).tolist())
+
+
 def check_same_grid(ref: Map, target: Map) -> None:
     """Raise ValueError unless both maps share shape, voxel size and origin.
 
@@ -91,10 +95,10 @@ def check_same_grid(ref: Map, target: Map) -> None:
                                                      rtol=1e-5)
             or not np.allclose(ref.origin, target.origin, atol=1e-3 * float(ref.voxel_size.min()))):
         raise ValueError(
-            f"the target (shape {target.shape}, voxel {tuple(np.round(target.voxel_size, 5))} Å, "
-            f"origin {tuple(np.round(target.origin, 3))} Å) is not on the reference grid (shape "
-            f"{ref.shape}, voxel {tuple(np.round(ref.voxel_size, 5))} Å, origin "
-            f"{tuple(np.round(ref.origin, 3))} Å); resample it first, e.g. with 'voxscale scan' "
+            f"the target (shape {target.shape}, voxel {_triple(target.voxel_size, 5)} Å, "
+            f"origin {_triple(target.origin, 3)} Å) is not on the reference grid (shape "
+            f"{ref.shape}, voxel {_triple(ref.voxel_size, 5)} Å, origin "
+            f"{_triple(ref.origin, 3)} Å); resample it first, e.g. with 'voxscale scan' "
             "(target_corrected.mrc) or voxscale.resample")
 
 
@@ -150,6 +154,19 @@ class DifferenceResult:
         pick = (l % nz, k % ny, h)
         return (replace(template, f=self.f_ref[pick], f000=0.0),
                 replace(template, f=self.f_tgt_scaled[pick], f000=0.0))
+
+    def write_mtz(self, path) -> None:
+        """Write both maps' structure factors and the difference coefficients as MTZ.
+
+        The difference (DELFWT, PHDELWT) is limited to the resolution range of the map, and
+        the phases refer to the map's absolute position (see :func:`voxscale.write_mtz`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        from .mtz import write_mtz
+        write_mtz(path, *self.structure_factors(), d_max=self.scaling.d_max)
 
 
 def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str,

@@ -206,7 +206,8 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
     index, values = _core.local_extrema(data, float(sigma), nthreads)
     labels, region_count, region_sum = _core.label_regions(data, float(sigma))
     order = np.argsort(-np.abs(values), kind="stable")
-    accepted = []  # (position, sign)
+    accepted_pos = np.empty((0, 3))
+    accepted_sign = np.empty(0, dtype=bool)
     table = PeakTable()
     table.labels = tuple(models)
     voxel_volume = float(np.prod(diff_map.voxel_size))
@@ -214,17 +215,20 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
         ix, iy, iz = (int(v) for v in index[i])
         offset, height = _refine(data, iz, iy, ix)
         pos = diff_map.origin + (np.array([ix, iy, iz]) + offset) * diff_map.voxel_size
-        positive = values[i] > 0
-        if any(sign == positive and np.linalg.norm(pos - other) < radius
-               for other, sign in accepted):
+        positive = bool(values[i] > 0)
+        same = accepted_sign == positive
+        if same.any() and np.min(np.sum((accepted_pos[same] - pos) ** 2, axis=1)) < radius**2:
             continue
-        accepted.append((pos, positive))
+        accepted_pos = np.vstack([accepted_pos, pos])
+        accepted_sign = np.append(accepted_sign, positive)
         region = int(labels[iz, iy, ix]) - 1
         count, total = int(region_count[region]), float(region_sum[region])
         table.append(Peak(float(pos[0]), float(pos[1]), float(pos[2]), float(height),
                           count * voxel_volume, total * voxel_volume))
         if max_peaks is not None and len(table) >= max_peaks:
             break
+    # Strongest refined height first (the search order used the voxel values).
+    table.sort(key=lambda p: -abs(p.height_sigma))
     if models and table:
         points = np.array([[p.x, p.y, p.z] for p in table])
         for label, structure in models.items():

@@ -149,7 +149,7 @@ def residue_pairs(ref_model: gemmi.Structure, target_model: gemmi.Structure, cha
     for name, res in ref_chains.items():
         if name in tgt_chains:
             pairs, same = _chain_pairs(res, tgt_chains[name])
-            if len(pairs) >= 3 and same >= 0.3 * len(pairs):
+            if pairs and same >= 0.3 * len(pairs):
                 assignment[name] = (name, pairs)
     open_ref = [n for n in ref_chains if n not in assignment]
     open_tgt = [n for n in tgt_chains if n not in {t for t, _ in assignment.values()}]
@@ -174,7 +174,7 @@ def _assign_by_sequence_and_structure(ref_chains: dict, tgt_chains: dict, fixed:
     for r_name, r_res in ref_chains.items():
         options = {t_name: _pairs_by_alignment(r_res, t_res) for t_name, t_res in tgt_chains.items()}
         best = max(same for _, same in options.values())
-        if best < 3:
+        if best < 1:
             continue
         candidates[r_name] = {t: o for t, o in options.items() if o[1] >= 0.9 * best}
     if not candidates:

@@ -12,7 +12,6 @@ import numpy as np
 
 from . import __version__
 from .compare import CompareResult, scale_error_matters
-from .mtz import write_mtz
 from .output import OutputDir, to_jsonable
 from .plots import plot_scan, plot_shells
 from .scaling import WILSON_R_ACENTRIC
@@ -215,7 +214,7 @@ def write_outputs(result: CompareResult, out: OutputDir, *, inputs: dict, parame
     out.write_text("peaks.json", result.peaks.to_json())
     out.write_text("peaks.csv", result.peaks.to_csv())
     out.write_text("peaks.cmm", result.peaks.to_cmm())
-    write_mtz(out / "structure_factors.mtz", *result.after.structure_factors())
+    result.after.write_mtz(out / "structure_factors.mtz")
     plot_scan(result.scan, out / "scan.png")
     plot_shells(result.after.scaling, out / "shells.png", before=result.before)
     images = {"scan": _img(out / "scan.png"), "shells": _img(out / "shells.png")}

@@ -114,7 +114,7 @@ class ScalingResult:
         """
         s = sf.hkl / sf.cell
         return StructureFactors(sf.hkl, (sf.f * self.factors(s)).astype(np.complex64), sf.d,
-                                sf.f000 * self.k, sf.grid_shape, sf.cell)
+                                sf.f000 * self.k, sf.grid_shape, sf.cell, sf.origin)
 
 
 def _factors(log_k: float, b: np.ndarray, s: np.ndarray) -> np.ndarray:

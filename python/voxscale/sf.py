@@ -8,7 +8,7 @@ Miller indices (h, k, l) run along x, y, z.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -89,6 +89,8 @@ class StructureFactors:
         Shape (nz, ny, nx) of the map they came from.
     cell : numpy.ndarray, shape (3,)
         Box lengths (a, b, c) in Å.
+    origin : numpy.ndarray, shape (3,)
+        Position (Å) of the map's first voxel, to which the phases refer.
     """
 
     hkl: np.ndarray
@@ -97,6 +99,7 @@ class StructureFactors:
     f000: float
     grid_shape: tuple
     cell: np.ndarray
+    origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def __len__(self) -> int:
         return len(self.f)
@@ -148,7 +151,8 @@ def structure_factors(map: Map, d_min=None, *, nthreads: int = 0) -> StructureFa
     hkl = np.stack([ix, _signed(iy, ny), _signed(iz, nz)], axis=1).astype(np.int32)
     s = np.sqrt(((hkl / map.cell) ** 2).sum(axis=1))
     return StructureFactors(hkl=hkl, f=full[iz, iy, ix], d=1.0 / s, f000=float(full[0, 0, 0].real),
-                            grid_shape=tuple(map.shape), cell=np.array(map.cell, dtype=np.float64))
+                            grid_shape=tuple(map.shape), cell=np.array(map.cell, dtype=np.float64),
+                            origin=np.array(map.origin, dtype=np.float64))
 
 
 def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000: bool = True,
