@@ -118,7 +118,10 @@ class ScalingResult:
 
 
 def _factors(log_k: float, b: np.ndarray, s: np.ndarray) -> np.ndarray:
-    quad = np.einsum("ni,ij,nj->n", s, b, s)
+    if np.allclose(b, np.eye(3) * b[0, 0], rtol=0, atol=0):  # isotropic: B·s², no tensor
+        quad = b[0, 0] * np.einsum("ni,ni->n", s, s)
+    else:
+        quad = np.einsum("ni,ni->n", s @ b, s)
     return np.exp(log_k - 0.25 * quad)
 
 
