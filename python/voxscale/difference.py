@@ -42,14 +42,15 @@ def default_d_min(map: Map) -> float:
 
 
 def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
-                        n_shells: int = 40, nthreads: int = 0) -> float:
-    """Resolution (Å) at which the FSC of two maps on one grid first falls below a threshold.
+                        n_shells: int = 100, nthreads: int = 0) -> float:
+    """Resolution (Å) up to which two maps on one grid share signal, from their FSC.
 
-    Used as the default high-resolution limit of the comparison: beyond it the two maps share
-    no signal, their amplitudes are noise (or, for filtered maps, nothing), and R and the
-    difference map would only measure that. The FSC is the plain one of DESIGN.md §2 in
-    shells equal in 1/d³ up to the Nyquist limit; the limit is the outer edge of the last shell
-    before the first one below ``threshold`` (the Nyquist limit if none is).
+    Used as the default high-resolution limit of the comparison: beyond it the amplitudes
+    are noise (or, for maps filtered at their resolution, nothing), and R and the difference
+    map would only measure that. The FSC (not mean-subtracted, DESIGN.md §2) is computed in
+    ``n_shells`` shells equal in 1/d³ up to the Nyquist limit; the limit returned is the
+    inner edge of the last shell before the first one below ``threshold``, so that a shell
+    that straddles a sharp filter edge is left out (the Nyquist limit if no shell fails).
 
     Parameters
     ----------
@@ -58,7 +59,7 @@ def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
     threshold : float, optional
         FSC threshold (default 0.143).
     n_shells : int, optional
-        Shells up to Nyquist.
+        Shells up to Nyquist (default 100).
     nthreads : int, optional
 
     Returns
@@ -77,7 +78,8 @@ def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
     below = np.flatnonzero(fsc[1:] < threshold)  # the first shell holds the envelope
     if not len(below):
         return nyquist
-    return float(1.0 / edges[below[0] + 1])
+    last_good = below[0]  # index into shells of the shell before the first failing one
+    return float(1.0 / edges[max(last_good, 1)])
 
 
 def _triple(v, digits: int) -> tuple:

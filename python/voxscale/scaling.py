@@ -151,7 +151,15 @@ def _fit_wilson(a_ref, a_tgt, s, bins, n_bins, model):
     q = _quadratic_terms(s, model)
     n_b = q.shape[1]
     counts = np.bincount(bins, minlength=n_bins)
-    use = (counts >= 2) & (i_ref > 0) & (np.bincount(bins, t2, n_bins) > 0)
+    i_tgt0 = np.bincount(bins, t2, n_bins)
+    # Bins without signal in either map (beyond a map's filter edge) would pull B without
+    # bound: keep bins whose mean intensities are above 1e-6 of the median of both maps.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_ref, mean_tgt = i_ref / counts, i_tgt0 / counts
+    populated = counts >= 2
+    floor_ref = 1e-6 * np.median(mean_ref[populated]) if populated.any() else 0.0
+    floor_tgt = 1e-6 * np.median(mean_tgt[populated]) if populated.any() else 0.0
+    use = populated & (mean_ref > floor_ref) & (mean_tgt > floor_tgt)
     if use.sum() < 1 + n_b:
         raise ValueError("too few populated resolution bins to fit the scale model")
     weights = np.sqrt(counts[use])
