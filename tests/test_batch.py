@@ -276,7 +276,8 @@ def test_python_api_with_explicit_client(survey, cluster, tmp_path, shared_file)
     assert list(table["id"]) == ["a", "huge", "far"]
     assert len(calls) == 3 and calls[-1][:3] == (3, 2, 0)
     a, big, away = table.iloc[0], table.iloc[1], table.iloc[2]
-    assert away["status"] == "error" and "overlap" in away["error"]
+    # With models the target model is found outside its map first; without, the maps do not overlap.
+    assert away["status"] == "error" and ("overlap" in away["error"] or "outside" in away["error"])
     assert "far.mrc" in away["error"] and away["worker"].startswith("tcp://")
     assert a["status"] == "ok" and abs(a["best_scale"] - 1 / 1.02) < SCALE_TOLERANCE
     assert big["status"] == "error"

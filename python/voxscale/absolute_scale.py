@@ -71,6 +71,7 @@ from typing import Callable, Optional, Union
 import gemmi
 import numpy as np
 
+from .cliutil import add_common_options, nonnegative_int
 from .errors import ModelFormatError, VoxscaleError
 from .fit import ReferenceGrid, rigid_fit
 from .io import Map, read_map
@@ -646,13 +647,6 @@ def _cmd_absolute(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
 def add_cli(subparsers) -> None:
     """Register ``voxscale absolute`` on an argparse sub-parser collection.
 
@@ -677,11 +671,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--step", type=float, default=0.005, help="step of the curve (default 0.005)")
     p.add_argument("--mask-radius", type=float, default=3.0,
                    help="mask radius around atoms in Å (default 3)")
-    p.add_argument("--max-points", type=_nonnegative_int, default=100000,
+    p.add_argument("--max-points", type=nonnegative_int, default=100000,
                    help="fit at most about this many map points (default 100000, 0 = all)")
-    p.add_argument("--threads", type=_nonnegative_int, default=0,
-                   help="threads (default 0 = all cores)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--force", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_common_options(p)
     p.set_defaults(run=_cmd_absolute)

@@ -11,13 +11,16 @@ import importlib
 import sys
 from pathlib import Path
 
+import gemmi
 import numpy as np
 
 from . import __version__
-from .errors import VoxscaleError
+from .errors import MapFormatError, ModelFormatError, VoxscaleError
 from .io import read_map
+from .shells import check_resolution_range
+from .cliutil import add_common_options
 from .memory import check_memory
-from .models import read_model
+from .models import check_model_in_map, read_model
 from .output import OutputDir
 from .progress import ProgressBar
 
@@ -42,11 +45,54 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
+def read_density(path, role: str) -> "Map":
+    """Read a map for a comparison: it must not be constant.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    role : str
+        "reference" or "target", for the message.
+
+    Returns
+    -------
+    Map
+    """
+    m = read_map(path)
+    if not float(np.std(m.data, dtype=np.float64)) > 0:
+        raise MapFormatError(f"{path}: the {role} map is constant "
+                             f"({float(m.data.flat[0]):.4g} everywhere); there is nothing to "
+                             "compare")
+    return m
+
+
+def read_placed_model(path, density, density_path):
+    """Read a model that must have protein Cα atoms and lie (mostly) inside its map's box.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Model file.
+    density : Map
+        The map the model belongs to.
+    density_path : str or os.PathLike
+        Its file, for the message.
+
+    Returns
+    -------
+    gemmi.Structure
+    """
+    model = read_model(path)
+
+    def amino_acid(residue) -> bool:
+        info = gemmi.find_tabulated_residue(residue.name)
+        return info is not None and info.is_amino_acid()
+
+    if not any(r.find_atom("CA", "*") is not None and amino_acid(r)
+               for ch in model[0] for r in ch):
+        raise ModelFormatError(f"{path}: no protein Cα atoms")
+    check_model_in_map(model, density, what=str(path), where=str(density_path))
+    return model
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -55,15 +101,16 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     names = ["scan.json", "target_corrected.mrc", "scan.png"]
     out = OutputDir(args.out, names, force=args.force)  # refuses before any work is done
-    check_memory("scan", args.ref, args.target, limit=args.max_memory)
-    ref, target = read_map(args.ref), read_map(args.target)
-    ref_model = read_model(args.ref_model) if args.ref_model else None
-    target_model = read_model(args.target_model) if args.target_model else None
-    if (ref_model is None) != (target_model is None):
+    if bool(args.ref_model) != bool(args.target_model):
         raise VoxscaleError("give both --ref-model and --target-model, or neither")
     lo, hi = args.range
-    if not (0 < lo < 1 < hi):
-        raise VoxscaleError(f"--range {lo} {hi} must contain 1 and be positive")
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < 1 < hi):
+        raise VoxscaleError(f"--range {lo} {hi} must be finite, positive and contain 1")
+    check_memory("scan", args.ref, args.target, limit=args.max_memory)
+    ref, target = read_density(args.ref, "reference"), read_density(args.target, "target")
+    ref_model = read_placed_model(args.ref_model, ref, args.ref) if args.ref_model else None
+    target_model = (read_placed_model(args.target_model, target, args.target)
+                    if args.target_model else None)
     bar = ProgressBar("scan", 1, enabled=not args.quiet)
 
     def progress(done, total, message):
@@ -93,7 +140,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .difference import check_same_grid, default_d_min, vector_difference
+    from .difference import check_same_grid, estimate_resolution, vector_difference
     from .peaks import find_peaks
     from .plots import plot_shells
 
@@ -104,15 +151,18 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             raise VoxscaleError("--domains needs --ref-model (the parts are taken from it)")
         names += ["difference_local.mrc", "domains.json"]
     out = OutputDir(args.out, names, force=args.force)
+    if args.resolution:
+        check_resolution_range(*args.resolution)
     check_memory("diff", args.ref, args.target, limit=args.max_memory)
-    ref, target = read_map(args.ref), read_map(args.target)
+    ref, target = read_density(args.ref, "reference"), read_density(args.target, "target")
+    check_same_grid(ref, target)
     models = {}
     if args.ref_model:
-        models["ref"] = read_model(args.ref_model)
+        models["ref"] = read_placed_model(args.ref_model, ref, args.ref)
     if args.target_model:
-        models["target"] = read_model(args.target_model)
-    d_max, d_min = args.resolution if args.resolution else (None, default_d_min(ref))
-    check_same_grid(ref, target)
+        models["target"] = read_placed_model(args.target_model, target, args.target)
+    d_max, d_min = (args.resolution if args.resolution
+                    else (None, estimate_resolution(ref, target, nthreads=args.threads)))
     if not args.quiet:
         print(f"scaling and difference synthesis, {d_max or 'inf'}-{d_min:.2f} Å ...",
               file=sys.stderr)
@@ -202,10 +252,16 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
     if Path(out_dir).exists() and not force:
         raise VoxscaleError(f"{out_dir} exists; use --force to write into it")
     out = OutputDir(out_dir, OUTPUT_FILES + ["compare.log"], force=force)
+    if resolution:
+        check_resolution_range(*resolution)
+    lo, hi = scale_range
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < 1 < hi):
+        raise VoxscaleError(f"--range {lo} {hi} must be finite, positive and contain 1")
     check_memory("compare", ref_path, target_path, limit=max_memory)
-    ref, target = read_map(ref_path), read_map(target_path)
-    ref_model = read_model(ref_model_path) if ref_model_path else None
-    target_model = read_model(target_model_path) if target_model_path else None
+    ref, target = read_density(ref_path, "reference"), read_density(target_path, "target")
+    ref_model = read_placed_model(ref_model_path, ref, ref_path) if ref_model_path else None
+    target_model = (read_placed_model(target_model_path, target, target_path)
+                    if target_model_path else None)
     d_max, d_min = resolution if resolution else (None, None)
     lines = []
 
@@ -321,17 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--contour", type=float, default=None,
                       help="target contour level for the fit points (default: the molecular "
                            "envelope, where the target low-passed to 15 Å exceeds mean + 1 sd)")
-    scan.add_argument("--threads", type=_positive_int, default=0,
-                      help="threads (default 0 = all cores)")
     scan.add_argument("--anisotropic", action="store_true",
                       help="also refine a symmetric 3x3 scale matrix (anisotropic "
                            "magnification)")
-    scan.add_argument("--out", required=True, help="output folder")
-    scan.add_argument("--max-memory", metavar="SIZE",
-                      help="refuse to start when the estimated memory exceeds SIZE (e.g. 8G; "
-                           "default 80 %% of the available memory)")
-    scan.add_argument("--force", action="store_true", help="replace existing outputs")
-    scan.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_common_options(scan, max_memory=True)
     scan.set_defaults(run=_cmd_scan)
 
     diff = sub.add_parser(
@@ -343,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("ref", help="reference map")
     diff.add_argument("target", help="target map on the reference grid")
     diff.add_argument("--resolution", nargs=2, type=float, metavar=("DMAX", "DMIN"),
-                      help="resolution range in Å (default: all low-resolution terms to the "
-                           "Nyquist limit)")
+                      help="resolution range in Å (default: all low-resolution terms to where "
+                           "the FSC of the two maps falls below 0.143)")
     diff.add_argument("--scaling", choices=("isotropic", "anisotropic", "scale"),
                       default="isotropic", help="amplitude scale model (default isotropic)")
     diff.add_argument("--ref-model", help="reference model, for naming the peaks")
@@ -354,13 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="refit these parts of the reference model separately (CHAIN or "
                            "CHAIN:FIRST-LAST); writes difference_local.mrc and domains.json, "
                            "and the peaks come from the locally realigned difference")
-    diff.add_argument("--threads", type=_positive_int, default=0, help="threads (0 = all)")
-    diff.add_argument("--out", required=True, help="output folder")
-    diff.add_argument("--max-memory", metavar="SIZE",
-                      help="refuse to start when the estimated memory exceeds SIZE (e.g. 8G; "
-                           "default 80 %% of the available memory)")
-    diff.add_argument("--force", action="store_true", help="replace existing outputs")
-    diff.add_argument("--quiet", action="store_true", help="no progress or summary")
+    add_common_options(diff, max_memory=True)
     diff.set_defaults(run=_cmd_diff)
 
     comp = sub.add_parser(
@@ -380,13 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar=("LO", "HI"), help="voxel-scale factors to scan")
     comp.add_argument("--step", type=float, default=0.002, help="finest scan step")
     comp.add_argument("--sigma", type=float, default=4.0, help="peak threshold (default 4)")
-    comp.add_argument("--threads", type=_positive_int, default=0, help="threads (0 = all)")
-    comp.add_argument("--out", required=True, help="output folder (must not exist)")
-    comp.add_argument("--max-memory", metavar="SIZE",
-                      help="refuse to start when the estimated memory exceeds SIZE (e.g. 8G; "
-                           "default 80 %% of the available memory)")
-    comp.add_argument("--force", action="store_true", help="write into an existing folder")
-    comp.add_argument("--quiet", action="store_true", help="no progress output")
+    add_common_options(comp, max_memory=True, force_help="write into an existing folder")
     comp.set_defaults(run=_cmd_compare)
 
     # Commands defined next to their analysis: each module has add_cli(subparsers), which

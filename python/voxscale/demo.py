@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cliutil import add_common_options
 from .fit import rotation_from_vector
 from .io import Map
 from .molecule import helix_bundle
@@ -139,7 +140,5 @@ def add_cli(subparsers) -> None:
                     "them; summary.json adds demo_truth.")
     p.add_argument("--out", default="voxscale-demo", help="output folder (default voxscale-demo)")
     p.add_argument("--size", type=int, default=64, help="reference box edge in voxels")
-    p.add_argument("--threads", type=int, default=0, help="threads (0 = all)")
-    p.add_argument("--force", action="store_true", help="write into an existing folder")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_common_options(p, out=False, force_help="write into an existing folder")
     p.set_defaults(run=_cmd_demo)

@@ -20,7 +20,9 @@ from .io import Map
 from .scaling import ScalingResult, scale_arrays
 from .sf import (half_grid_frequencies, half_transform, low_pass, map_from_half_transform,
                  resolution_mask, structure_factors)
-from .shells import D_MIN_TOLERANCE, shell_edges, shell_index, shell_sums
+from .errors import GridMismatchError, VoxscaleError
+from .shells import (D_MIN_TOLERANCE, check_resolution_range, shell_edges, shell_index,
+                     shell_sums)
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference", "compare_amplitudes",
            "real_space_difference",
@@ -87,7 +89,7 @@ def _triple(v, digits: int) -> tuple:
 
 
 def check_same_grid(ref: Map, target: Map) -> None:
-    """Raise ValueError unless both maps share shape, voxel size and origin.
+    """Raise GridMismatchError unless both maps share shape, voxel size and origin.
 
     Parameters
     ----------
@@ -96,7 +98,7 @@ def check_same_grid(ref: Map, target: Map) -> None:
     if (ref.shape != target.shape or not np.allclose(ref.voxel_size, target.voxel_size,
                                                      rtol=1e-5)
             or not np.allclose(ref.origin, target.origin, atol=1e-3 * float(ref.voxel_size.min()))):
-        raise ValueError(
+        raise GridMismatchError(
             f"the target (shape {target.shape}, voxel {_triple(target.voxel_size, 5)} Å, "
             f"origin {_triple(target.origin, 3)} Å) is not on the reference grid (shape "
             f"{ref.shape}, voxel {_triple(ref.voxel_size, 5)} Å, origin "
@@ -176,8 +178,11 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
     """Half-transforms of both maps with the target's scaled onto the reference's, and the
     scaling (fitted on the unique reflections in the range)."""
     check_same_grid(ref, target)
-    if d_max is not None and np.isfinite(d_max) and not d_max > d_min:
-        raise ValueError(f"d_max ({d_max} Å) must be larger than d_min ({d_min} Å)")
+    d_max, d_min = check_resolution_range(d_max, d_min)
+    for name, m in (("reference", ref), ("target", target)):
+        if not float(np.std(m.data, dtype=np.float64)) > 0:
+            raise VoxscaleError(f"the {name} map is constant: it has no structure factors to "
+                                "compare")
     f_ref = half_transform(ref, nthreads=nthreads)
     f_tgt = half_transform(target, nthreads=nthreads)
     s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)

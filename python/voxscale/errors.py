@@ -11,3 +11,11 @@ class MapFormatError(VoxscaleError, ValueError):
 
 class ModelFormatError(VoxscaleError, ValueError):
     """A model file cannot be read or holds no usable atoms: the message names the file."""
+
+
+class GridMismatchError(VoxscaleError, ValueError):
+    """Two maps that must share a grid (shape, voxel size, origin) do not."""
+
+
+class ResolutionRangeError(VoxscaleError, ValueError):
+    """A resolution range is not 0 < d_min < d_max (d_max may be None for no limit)."""

@@ -62,6 +62,7 @@ from typing import Optional, Sequence, Union
 import gemmi
 import numpy as np
 
+from .cliutil import add_common_options
 from .errors import ModelFormatError
 from .models import read_model
 from .placement import residue_pairs
@@ -526,7 +527,5 @@ def add_cli(subparsers) -> None:
     p.add_argument("target_model", help="target model (PDB/mmCIF)")
     p.add_argument("--chains", nargs="+", metavar="CHAIN",
                    help="reference chains to use (default all protein chains)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--force", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no summary line")
+    add_common_options(p, threads=False)
     p.set_defaults(run=_cmd_expansion)

@@ -90,7 +90,8 @@ class FitPoints:
 
 
 def fit_points(target: Map, contour=None, *, max_points: int = 0,
-               envelope_resolution: float = ENVELOPE_RESOLUTION) -> FitPoints:
+               envelope_resolution: float = ENVELOPE_RESOLUTION,
+               role: str = "target") -> FitPoints:
     """Select the target's fit points.
 
     By default (``contour=None``) the points are the target's voxels inside its molecular
@@ -113,6 +114,8 @@ def fit_points(target: Map, contour=None, *, max_points: int = 0,
         (every k-th point in grid order), which speeds up fitting of large maps.
     envelope_resolution : float, optional
         Resolution in Å of the smoothed map that selects the default points.
+    role : str, optional
+        How errors name the map ("target", "reference").
 
     Returns
     -------
@@ -124,6 +127,9 @@ def fit_points(target: Map, contour=None, *, max_points: int = 0,
     VoxscaleError
         If fewer than 10 points are selected.
     """
+    if not float(np.std(target.data, dtype=np.float64)) > 0:
+        raise VoxscaleError(f"the {role} map is constant ({float(target.data.flat[0]):.4g} "
+                            "everywhere): there is nothing to fit")
     if contour is None:
         smooth = low_pass(target, envelope_resolution).data
         level = auto_contour(Map._on_grid_of(smooth, target))
@@ -136,8 +142,9 @@ def fit_points(target: Map, contour=None, *, max_points: int = 0,
         selected = target.data > level
     iz, iy, ix = np.nonzero(selected)
     if len(ix) < 10:
-        raise VoxscaleError(f"only {len(ix)} grid points of the target lie above the contour "
-                            f"level {level:.4g}; give a lower --contour")
+        raise VoxscaleError(f"only {len(ix)} grid points of the {role} map lie above the "
+                            f"contour level {level:.4g}"
+                            + ("; give a lower --contour" if contour is not None else ""))
     if max_points and len(ix) > max_points:
         keep = slice(None, None, int(np.ceil(len(ix) / max_points)))
         iz, iy, ix = iz[keep], iy[keep], ix[keep]

@@ -387,6 +387,13 @@ def read_map_header(path: PathLike) -> MapHeader:
         layout = _layout_from_header(header)
     except _HeaderProblem as err:
         raise MapFormatError(f"{path}: {err}") from None
+    if not compressed:
+        needed = _HEADER_BYTES + layout.nsymbt + layout.data_bytes
+        size = path.stat().st_size
+        if size < needed:
+            raise MapFormatError(
+                f"{path}: data shorter than the header declares (file truncated, or header "
+                f"sizes wrong): it needs {needed} bytes, the file has {size}")
     shape = tuple(layout.stored_shape[i] for i in layout.to_zyx)
     return MapHeader(path, shape, layout.voxel_size, layout.origin, int(header.mode))
 

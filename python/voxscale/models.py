@@ -84,3 +84,25 @@ def model_atom_positions(structure: gemmi.Structure, *, model_index: int = 0) ->
     model = structure[model_index]
     coords = [cra.atom.pos.tolist() for cra in model.all()]
     return np.array(coords, dtype=np.float64).reshape(-1, 3)
+
+
+def check_model_in_map(model, density, *, what: str = "the model", where: str = "its map",
+                       min_fraction: float = 0.5) -> None:
+    """Raise ModelFormatError when most of a model's atoms lie outside a map's box.
+
+    Parameters
+    ----------
+    model : gemmi.Structure
+    density : voxscale.Map
+    what, where : str, optional
+        How the message names the model and the map (e.g. file names).
+    min_fraction : float, optional
+        Fraction of atoms that must lie inside the box (default 0.5).
+    """
+    xyz = model_atom_positions(model)
+    lo = density.origin - 0.5 * density.voxel_size
+    hi = lo + density.cell
+    inside = float(np.all((xyz >= lo) & (xyz <= hi), axis=1).mean()) if len(xyz) else 0.0
+    if inside < min_fraction:
+        raise ModelFormatError(f"{what}: lies outside {where} ({100 * inside:.0f} % of its "
+                               "atoms are inside the map's box)")

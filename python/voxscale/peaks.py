@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _core
 from .io import Map
+from .models import check_model_in_map
 
 __all__ = ["Peak", "PeakTable", "find_peaks", "nearest_atoms"]
 
@@ -172,7 +173,7 @@ def nearest_atoms(points: np.ndarray, structure, *, max_distance: Optional[float
 
 def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = None, *,
                merge_radius: Optional[float] = None, max_peaks: Optional[int] = 500,
-               nthreads: int = 0) -> PeakTable:
+               max_distance: Optional[float] = None, nthreads: int = 0) -> PeakTable:
     """Positive and negative peaks of a difference map beyond ±sigma.
 
     Parameters
@@ -187,6 +188,9 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
     merge_radius : float, optional
         Peaks of the same sign closer than this (Å) to a stronger one are dropped (default
         max(1.5 Å, 1.5 × the largest voxel size)).
+    max_distance : float, optional
+        A peak farther than this (Å) from every atom of a model gets None for that model
+        (default: always report the nearest atom, with its distance).
     max_peaks : int, optional
         Keep at most this many, strongest first (default 500: a flat difference map with
         its noise in σ units would otherwise give thousands).
@@ -197,7 +201,7 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
     PeakTable
         Strongest |height| first.
     """
-    if not (np.isfinite(sigma) and sigma > 0):
+    if not (np.isfinite(sigma) and 0 < sigma < 1e30):
         raise ValueError(f"sigma must be a positive number, got {sigma!r}")
     models = dict(models or {})
     radius = (max(1.5, 1.5 * float(np.max(diff_map.voxel_size))) if merge_radius is None
@@ -229,9 +233,13 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
             break
     # Strongest refined height first (the search order used the voxel values).
     table.sort(key=lambda p: -abs(p.height_sigma))
+    for label, structure in models.items():
+        check_model_in_map(structure, diff_map, what=f"the {label} model",
+                           where="the difference map")
     if models and table:
         points = np.array([[p.x, p.y, p.z] for p in table])
         for label, structure in models.items():
-            for peak, atom in zip(table, nearest_atoms(points, structure)):
+            for peak, atom in zip(table, nearest_atoms(points, structure,
+                                                       max_distance=max_distance)):
                 peak.nearest[label] = atom
     return table

@@ -330,7 +330,7 @@ def place_by_maps(ref: Map, target: Map, *, contour=None, ref_contour=None,
         method "maps", with the correlation of the best quick fit.
     """
     tgt_pts = fit_points(target, contour, max_points=4000)
-    ref_pts = fit_points(ref, ref_contour, max_points=4000)
+    ref_pts = fit_points(ref, ref_contour, max_points=4000, role="reference")
     c_t, e_t = _principal_frame(tgt_pts.xyz, tgt_pts.values - tgt_pts.values.min() + 1e-6)
     c_r, e_r = _principal_frame(ref_pts.xyz, ref_pts.values - ref_pts.values.min() + 1e-6)
     quick = ReferenceGrid(ref, order=1, nthreads=nthreads)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .sf import StructureFactors
-from .shells import ShellSums, shell_edges, shell_sums
+from .shells import ShellSums, check_resolution_range, shell_edges, shell_sums
 
 __all__ = ["ScalingResult", "scale_amplitudes", "scale_arrays", "WILSON_R_ACENTRIC"]
 
@@ -230,9 +230,10 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
         raise ValueError(f"model must be 'isotropic', 'anisotropic' or 'scale', not {model!r}")
     if target not in ("wilson", "lsq"):
         raise ValueError(f"target must be 'wilson' or 'lsq', not {target!r}")
+    d_max, d_min = check_resolution_range(d_max, d_min)
     s_vectors = np.asarray(s_vectors, dtype=np.float64)
     s_len = np.linalg.norm(s_vectors, axis=1)
-    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / d_max
+    s_lo = 0.0 if d_max is None else 1.0 / d_max
     in_range = (s_len >= s_lo) & (s_len <= 1.0 / d_min * (1 + 1e-9)) & (s_len > 0)
     f_ref = np.ascontiguousarray(f_ref[in_range], dtype=np.complex64)
     f_tgt = np.ascontiguousarray(f_tgt[in_range], dtype=np.complex64)

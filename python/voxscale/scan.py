@@ -18,6 +18,7 @@ import numpy as np
 from .errors import VoxscaleError
 from .fit import FitPoints, FitResult, ReferenceGrid, fit_points, rigid_fit
 from .io import Map
+from .models import check_model_in_map
 from .placement import Placement, place_by_maps, superpose_models
 
 __all__ = ["ScanResult", "scan_voxel_scale", "refine_peak", "corrected_target"]
@@ -148,7 +149,8 @@ def refine_peak(scales, cc, *, n_points: int = 5):
 
 
 def _default_scales(lo: float, hi: float, step: float):
-    if not (0 < lo < 1 < hi) or not step > 0:
+    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(step)) or not (
+            0 < lo < 1 < hi) or not step > 0:
         raise ValueError(f"the scan range must contain 1 (got {lo}..{hi}) and step must be > 0")
     coarse_step = max(step, 0.01)
     n_lo, n_hi = int(np.floor((1 - lo) / coarse_step + 1e-9)), int(np.floor((hi - 1) / coarse_step + 1e-9))
@@ -204,6 +206,12 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, s
         If the target has too few points above its contour or does not overlap the reference.
     """
     start_time = time.perf_counter()
+    if not float(np.std(ref.data, dtype=np.float64)) > 0:
+        raise VoxscaleError("the reference map is constant: there is nothing to fit into")
+    for model, density, name in ((ref_model, ref, "reference"), (target_model, target, "target")):
+        if model is not None:
+            check_model_in_map(model, density, what=f"the {name} model",
+                               where=f"the {name} map")
     pts = fit_points(target, contour, max_points=max_points)
     if initial_transform is not None:
         placement = Placement(np.asarray(initial_transform, dtype=np.float64), "given")

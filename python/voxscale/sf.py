@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from .io import Map
-from .shells import D_MIN_TOLERANCE, shell_index
+from .shells import D_MIN_TOLERANCE, check_resolution_range, shell_index
 
 __all__ = ["StructureFactors", "half_transform", "map_from_half_transform",
            "structure_factors", "map_from_structure_factors", "half_grid_frequencies",
@@ -141,9 +141,9 @@ def structure_factors(map: Map, d_min=None, *, nthreads: int = 0) -> StructureFa
     >>> bool(np.allclose(back.data, m.data, atol=1e-5))
     True
     """
-    if d_min is not None and not (np.isfinite(d_min) and d_min > 0):
-        raise ValueError(f"d_min must be a positive resolution in Å, got {d_min!r}")
-    s_max = np.inf if d_min is None else (1.0 + D_MIN_TOLERANCE) / float(d_min)
+    if d_min is not None:
+        d_min = check_resolution_range(None, d_min)[1]
+    s_max = np.inf if d_min is None else (1.0 + D_MIN_TOLERANCE) / d_min
     full = half_transform(map, nthreads=nthreads)
     keep = shell_index(map.shape, map.cell, np.array([0.0, s_max]), nthreads=nthreads) >= 0
     iz, iy, ix = np.nonzero(keep)

@@ -12,11 +12,46 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from .errors import ResolutionRangeError
 
-__all__ = ["ShellSums", "shell_edges", "shell_index", "shell_sums"]
+__all__ = ["ShellSums", "check_resolution_range", "shell_edges", "shell_index", "shell_sums"]
 
 #: Relative margin on the high-resolution limit, so that reflections at exactly d_min count.
 D_MIN_TOLERANCE = 1e-9
+
+
+def check_resolution_range(d_max, d_min):
+    """Validate a resolution range and return it as (d_max or None, d_min) floats.
+
+    Parameters
+    ----------
+    d_max : float or None
+        Low-resolution limit in Å; None or +inf for no limit.
+    d_min : float
+        High-resolution limit in Å.
+
+    Returns
+    -------
+    (float or None, float)
+
+    Raises
+    ------
+    ResolutionRangeError
+        Unless 0.001 Å <= d_min < d_max, all finite (d_max may be None or +inf).
+    """
+    try:
+        d_min = float(d_min)
+        d_max = None if d_max is None or float(d_max) == np.inf else float(d_max)
+    except (TypeError, ValueError):
+        raise ResolutionRangeError(f"resolution limits must be numbers (Å), got {d_max!r}, "
+                                   f"{d_min!r}") from None
+    if not (np.isfinite(d_min) and d_min >= 1e-3):  # finer than 0.001 Å is no density map
+        raise ResolutionRangeError(f"d_min must be a resolution of at least 0.001 Å, got "
+                                   f"{d_min!r}")
+    if d_max is not None and not (np.isfinite(d_max) and d_max > d_min):
+        raise ResolutionRangeError(f"d_max ({d_max} Å) must be a finite resolution larger "
+                                   f"than d_min ({d_min} Å)")
+    return d_max, d_min
 
 
 def shell_edges(d_max, d_min, n_shells: int = 20, *, spacing: str = "cubic") -> np.ndarray:
@@ -41,12 +76,9 @@ def shell_edges(d_max, d_min, n_shells: int = 20, *, spacing: str = "cubic") -> 
         raised by a relative 1e-9 so that reflections at exactly d_min are included, whatever
         the rounding of 1/d_min.
     """
-    if not (np.isfinite(d_min) and d_min > 0):
-        raise ValueError(f"d_min must be a positive resolution in Å, got {d_min!r}")
-    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
-    s_hi = 1.0 / float(d_min)
-    if not s_hi > s_lo:
-        raise ValueError(f"d_max ({d_max} Å) must be larger than d_min ({d_min} Å)")
+    d_max, d_min = check_resolution_range(d_max, d_min)
+    s_lo = 0.0 if d_max is None else 1.0 / d_max
+    s_hi = 1.0 / d_min
     if int(n_shells) < 1:
         raise ValueError("n_shells must be >= 1")
     if spacing == "cubic":
