@@ -239,8 +239,22 @@ class ReferenceGrid:
                                  np.asarray(center, dtype=np.float64), self.order, self.nthreads)
 
 
+class TransformSummary:
+    """Mixin for results with a 4x4 ``transform``: its rotation angle and shift length."""
+
+    @property
+    def rotation_deg(self) -> float:
+        """float : Rotation angle of the transform in degrees."""
+        return rotation_angle_deg(self.transform[:3, :3])
+
+    @property
+    def shift_A(self) -> float:
+        """float : Length of the translation part of the transform in Å."""
+        return float(np.linalg.norm(self.transform[:3, 3]))
+
+
 @dataclass
-class FitResult:
+class FitResult(TransformSummary):
     """Result of a rigid fit.
 
     Attributes
@@ -268,16 +282,6 @@ class FitResult:
     iterations: int = 0
     history: list = field(default_factory=list, repr=False)
     converged: bool = True
-
-    @property
-    def rotation_deg(self) -> float:
-        """float : Rotation angle of the transform in degrees."""
-        return rotation_angle_deg(self.transform[:3, :3])
-
-    @property
-    def shift_A(self) -> float:
-        """float : Length of the translation part of the transform in Å."""
-        return float(np.linalg.norm(self.transform[:3, 3]))
 
 
 def _compose(rotation, translation_about_center, center) -> np.ndarray:

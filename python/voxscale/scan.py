@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import VoxscaleError
-from .fit import FitPoints, FitResult, ReferenceGrid, fit_points, rigid_fit
+from .fit import FitPoints, FitResult, ReferenceGrid, TransformSummary, fit_points, rigid_fit
 from .io import Map
 from .models import check_model_in_map
 from .placement import Placement, place_by_maps, superpose_models
@@ -25,7 +25,7 @@ __all__ = ["ScanResult", "scan_voxel_scale", "refine_peak", "corrected_target"]
 
 
 @dataclass
-class ScanResult:
+class ScanResult(TransformSummary):
     """Outcome of :func:`scan_voxel_scale`.
 
     Attributes
@@ -79,16 +79,6 @@ class ScanResult:
         """float : Relative voxel-size correction 100·(best_scale − 1) in %."""
         return 100.0 * (self.best_scale - 1.0)
 
-    @property
-    def rotation_deg(self) -> float:
-        """float : Rotation angle of :attr:`transform` in degrees."""
-        from .fit import rotation_angle_deg
-        return rotation_angle_deg(self.transform[:3, :3])
-
-    @property
-    def shift_A(self) -> float:
-        """float : Length of the translation of :attr:`transform` in Å."""
-        return float(np.linalg.norm(self.transform[:3, 3]))
 
 
 def refine_peak(scales, cc, *, n_points: int = 5):
