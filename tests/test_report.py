@@ -70,3 +70,24 @@ def test_report_renders_in_chromium(demo_run, tmp_path):
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,2400",
                     report.as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_real_actin_pair_writes_a_complete_report(shared_file, tmp_path):
+    """EMD-5170 (2.38 Å voxels) against EMD-5168 (1.742 Å voxels), one actin model placed in
+    both: the whole comparison runs and writes every output with the documented keys."""
+    model = shared_file("models/pdb3mfp_actin_modeller_tempy.pdb")
+    out = tmp_path / "actin"
+    assert main(["compare", str(shared_file("maps/emd_5170_tempy.map")),
+                 str(shared_file("maps/emd_5168_factin_tempy.map")), "--ref-model", str(model),
+                 "--target-model", str(model), "--quiet", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("best_scale", "uncertainty", "percent"):
+        assert key in s["voxel_scale"]
+    assert 0.95 <= s["voxel_scale"]["best_scale"] <= 1.05
+    assert set(s["amplitude_difference"]) >= {"before", "after"}
+    assert {"scan", "resample", "scaling_and_difference", "peaks", "models"} <= set(s["timings"])
+    assert s["expansion"]["n_pairs"] > 300 and abs(s["expansion"]["slope_radial"]) < 1e-6
+    html = (out / "report.html").read_text()
+    assert html.count("<img ") == 3 and "voxel-scale error" in html
+    for p in s["peaks"]:
+        assert {"height_sigma", "chain", "residue_name", "residue_number"} <= set(p)

@@ -150,7 +150,9 @@ def _robust(r, y, intercept: bool, *, iterations: int = 100) -> LineFit:
     n, p = x.shape
     if n < p + 2 or not np.any(r > 0) or (intercept and np.ptp(r) == 0):
         return _nan_fit(n, method)
-    size = float(np.sqrt(np.mean(y * y))) + 1e-300
+    size = float(np.sqrt(np.mean(y * y)))
+    if not size > 1e-12:  # identical models: no shift at all, and nothing to weight
+        return _as_fit(np.zeros(p), np.zeros((p, p)), n, method, intercept)
     # Least absolute deviations by iteratively reweighted least squares.
     coef = _wls(x, y, np.ones(n))
     for _ in range(iterations):
