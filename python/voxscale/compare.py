@@ -151,11 +151,12 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         corrected = corrected_target(ref, target, scan, nthreads=nthreads)
         unit_fit = scan.fits[1.0]
         uncorrected = resample(target, ref, unit_fit.transform, 1.0, order=3, nthreads=nthreads)
-    if d_min is None:
-        d_min = estimate_resolution(ref, corrected, nthreads=nthreads)
-        say(f"resolution limit from FSC(reference, corrected target) = 0.143: {d_min:.2f} Å")
-    d_min = float(d_min)
     with step("scaling_and_difference"):
+        if d_min is None:
+            d_min = estimate_resolution(ref, corrected, nthreads=nthreads)
+            say(f"resolution limit from FSC(reference, corrected target) = 0.143: "
+                f"{d_min:.2f} Å")
+        d_min = float(d_min)
         before = compare_amplitudes(ref, uncorrected, d_max, d_min, nthreads=nthreads)
         del uncorrected  # only its statistics are kept: memory
         after = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads)
