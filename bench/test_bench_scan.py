@@ -228,7 +228,7 @@ def describe(pair: Pair, scan, plain_best, plain_cc, times, ref_times) -> str:
         f"  {pair.label}: truth s = 1/{TRUE_F} = {S_TRUE:.6f}",
         f"    ours : s = {scan.best_scale:.6f}  error {scan.best_scale - S_TRUE:+.2e}  "
         f"(uncertainty {scan.uncertainty:.1e}), cc {scan.cc_best:.5f}, "
-        f"{len(scan.scales)} factors, {len(scan.fits)} fits, {iters} quasi-Newton steps, "
+        f"{len(scan.scales)} factors refitted ({iters} quasi-Newton steps), "
         f"{scan.n_points} fit points, scan.seconds {scan.seconds:.3f} s; "
         f"timed {', '.join(f'{t:.3f}' for t in times)} s",
         f"    scipy: s = {plain_best:.6f}  error {plain_best - S_TRUE:+.2e}  (argmax of "

@@ -376,7 +376,8 @@ def ascend(evaluate, update, state, n_params: int, *, max_steps: int = 200, xtol
 
 
 def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None, *,
-              max_steps: int = 200, xtol: float = 1e-4, nthreads: int = 0) -> FitResult:
+              max_steps: int = 200, xtol: float = 1e-4, first_step: float = 0.5,
+              nthreads: int = 0) -> FitResult:
     """Maximise the correlation of fit points with a reference over rigid transforms.
 
     Parameters
@@ -393,6 +394,9 @@ def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None,
         Maximum number of quasi-Newton steps.
     xtol : float, optional
         Convergence: stop when a step moves the fit points by less than about this (Å).
+    first_step : float, optional
+        Length (≈ Å) of the first step; small when the start is known to be close (a warm
+        start from a neighbouring voxel-scale factor), so the line search does not overshoot.
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -419,6 +423,6 @@ def rigid_fit(reference, points: np.ndarray, values: np.ndarray, transform=None,
 
     start = (t0[:3, :3].copy(), t0[:3, :3] @ center + t0[:3, 3] - center)  # t about centroid
     (rot, trans), cc, inside, steps, history, converged = ascend(
-        evaluate, update, start, 6, max_steps=max_steps, xtol=xtol)
+        evaluate, update, start, 6, max_steps=max_steps, xtol=xtol, first_step=first_step)
     return FitResult(_compose(rot, trans, center), float(cc), len(values), int(inside), steps,
                      history, converged)

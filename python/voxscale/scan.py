@@ -212,16 +212,22 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, s
     grid = ReferenceGrid(ref, order=order, nthreads=nthreads)
     fits: dict[float, FitResult] = {}
 
-    def refit(s: float, start: np.ndarray) -> FitResult:
-        fit = rigid_fit(grid, pts.scaled(s), pts.values, start, nthreads=nthreads)
+    def refit(s: float, start: np.ndarray, first_step: float = 0.05) -> FitResult:
+        # Neighbouring factors move the points by ~step × radius (a few hundredths of an Å):
+        # a warm start takes a short first step.
+        fit = rigid_fit(grid, pts.scaled(s), pts.values, start, first_step=first_step,
+                        nthreads=nthreads)
         fits[round(float(s), 12)] = fit
         return fit
+
+    refit.needed = lambda s: round(float(s), 12) not in fits  # s = 1 is fitted first
+    refit.done = lambda s: fits[round(float(s), 12)]
 
     def nearest_transform(s: float) -> np.ndarray:
         done = np.array(sorted(fits))
         return fits[float(done[np.argmin(np.abs(done - s))])].transform
 
-    unit = refit(1.0, placement.transform)
+    unit = refit(1.0, placement.transform, first_step=0.5)
     if scales is not None:
         todo = np.unique(np.asarray(scales, dtype=np.float64))
         if np.any(todo <= 0) or not np.all(np.isfinite(todo)):
@@ -266,7 +272,7 @@ def _sweep(scales, refit, nearest_transform, progress, done, total):
     order = list(range(pivot, len(scales))) + list(range(pivot - 1, -1, -1))
     for count, i in enumerate(order, start=1):
         s = float(scales[i])
-        fit = refit(s, nearest_transform(s))
+        fit = refit(s, nearest_transform(s)) if refit.needed(s) else refit.done(s)
         if progress is not None:
             progress(done + count, total, f"s = {s:.4f}  cc = {fit.cc:.5f}")
 
