@@ -97,3 +97,15 @@ def test_scan_cli_one_model_only_is_an_error(scan_pair, tmp_path):
                    folder / "target.pdb", "--out", tmp_path / "x")
     assert proc.returncode == 2 and "--ref-model" in proc.stderr
     assert not (tmp_path / "x" / "scan.json").exists()
+
+
+def test_cli_warnings_are_one_line(tmp_path):
+    """A readable file with a quirk (longer than its header declares) gives one warning line."""
+    m = voxscale.Map(np.random.default_rng(0).random((8, 8, 8), np.float32), 1.0)
+    m.write(tmp_path / "long.mrc")
+    with open(tmp_path / "long.mrc", "ab") as fh:
+        fh.write(b"\0" * 100)
+    proc = run_cli("info", tmp_path / "long.mrc")
+    assert proc.returncode == 0
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("voxscale info: warning: ")
+    assert "longer than its header" in proc.stderr

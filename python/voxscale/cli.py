@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 import gemmi
@@ -448,11 +449,17 @@ def main(argv=None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits with status 2 on bad options
-    try:
-        return args.run(args)
-    except (VoxscaleError, OSError, ValueError) as err:
-        print(f"voxscale {args.command}: error: {err}", file=sys.stderr)
-        return 2
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"voxscale {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line_warning  # restored when the block ends
+        try:
+            return args.run(args)
+        except (VoxscaleError, OSError, ValueError) as err:
+            print(f"voxscale {args.command}: error: {err}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
