@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import voxscale
+from voxscale.molecule import make_atom
 import voxscale.cli
 from voxscale.absolute_scale import IDEAL_BONDS, absolute_scale, backbone_bonds
 from voxscale.errors import ModelFormatError, VoxscaleError
@@ -43,13 +44,7 @@ def synthetic_protein(n_res=160, radius=16.0, seed=0, factor=1.0):
         res.name = "ALA"
         res.seqid = gemmi.SeqId(i + 1, " ")
         for name, pos in xyz.items():
-            atom = gemmi.Atom()
-            atom.name = name
-            atom.element = gemmi.Element(name[0])
-            atom.pos = gemmi.Position(*(pos + 40.0))
-            atom.b_iso = 15.0
-            atom.occ = 1.0
-            res.add_atom(atom)
+            res.add_atom(make_atom(name, name[0], pos + 40.0, 15.0))
         chain.add_residue(res)
     model.add_chain(chain)
     st.add_model(model)

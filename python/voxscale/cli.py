@@ -346,6 +346,18 @@ def scan_report(result) -> dict:
     return report
 
 
+def _add_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    """The maps, models and scan range of the commands that run the voxel-scale scan."""
+    parser.add_argument("ref", help="reference map")
+    parser.add_argument("target", help="target map")
+    parser.add_argument("--ref-model", help="model of the reference (PDB/mmCIF)")
+    parser.add_argument("--target-model", help="model of the target (PDB/mmCIF)")
+    parser.add_argument("--range", nargs=2, type=float, default=(0.95, 1.05),
+                        metavar=("LO", "HI"), help="factors to scan (default 0.95 1.05)")
+    parser.add_argument("--step", type=float, default=0.002,
+                        help="finest step of the scan (default 0.002)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxscale`` command.
 
@@ -367,14 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan the target's voxel-size factor, refitting it rigidly into the "
                     "reference at each factor; write scan.json, target_corrected.mrc (on the "
                     "reference grid) and scan.png into --out.")
-    scan.add_argument("ref", help="reference map")
-    scan.add_argument("target", help="target map")
-    scan.add_argument("--ref-model", help="model of the reference (PDB/mmCIF)")
-    scan.add_argument("--target-model", help="model of the target (PDB/mmCIF)")
-    scan.add_argument("--range", nargs=2, type=float, default=(0.95, 1.05),
-                      metavar=("LO", "HI"), help="factors to scan (default 0.95 1.05)")
-    scan.add_argument("--step", type=float, default=0.002,
-                      help="finest step of the scan (default 0.002)")
+    _add_pair_arguments(scan)
     scan.add_argument("--contour", type=float, default=None,
                       help="target contour level for the fit points (default: the molecular "
                            "envelope, where the target low-passed to 15 Å exceeds mean + 1 sd)")
@@ -413,16 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find and correct the voxel-scale error of TARGET against REF, compare "
                     "amplitudes by resolution before and after, compute difference maps and "
                     "their peaks, and write report.html, summary.json and the maps into --out.")
-    comp.add_argument("ref", help="reference map")
-    comp.add_argument("target", help="target map")
-    comp.add_argument("--ref-model", help="reference model (PDB/mmCIF)")
-    comp.add_argument("--target-model", help="target model (PDB/mmCIF)")
+    _add_pair_arguments(comp)
     comp.add_argument("--resolution", nargs=2, type=float, metavar=("DMAX", "DMIN"),
-                      help="resolution range in Å (default: all low-resolution terms to "
-                           "the reference's Nyquist limit)")
-    comp.add_argument("--range", nargs=2, type=float, default=(0.95, 1.05),
-                      metavar=("LO", "HI"), help="voxel-scale factors to scan")
-    comp.add_argument("--step", type=float, default=0.002, help="finest scan step")
+                      help="resolution range in Å (default: all low-resolution terms to where "
+                           "the FSC of the reference and the corrected target falls below "
+                           "0.143)")
     comp.add_argument("--sigma", type=float, default=4.0, help="peak threshold (default 4)")
     add_common_options(comp, max_memory=True, force_help="write into an existing folder")
     comp.set_defaults(run=_cmd_compare)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gemmi
 import numpy as np
 
-__all__ = ["helix_bundle", "place_atom", "SIDE_CHAINS"]
+__all__ = ["helix_bundle", "make_atom", "place_atom", "SIDE_CHAINS"]
 
 # (atom, element, (bond, angle, torsion) given the three previous atoms named) per residue.
 # Each entry: name, element, parents (a, b, c), bond length (Å), angle b-c-d (°), torsion (°).
@@ -107,6 +107,31 @@ def _axis_frame(points: np.ndarray):
     return centre, rot
 
 
+def make_atom(name: str, element: str, xyz, b_factor: float = 20.0) -> gemmi.Atom:
+    """A gemmi atom with full occupancy.
+
+    Parameters
+    ----------
+    name, element : str
+        Atom name (e.g. "CA") and element symbol.
+    xyz : array_like, shape (3,)
+        Position in Å.
+    b_factor : float, optional
+        Isotropic B in Å².
+
+    Returns
+    -------
+    gemmi.Atom
+    """
+    atom = gemmi.Atom()
+    atom.name = name
+    atom.element = gemmi.Element(element)
+    atom.pos = gemmi.Position(*np.asarray(xyz, dtype=np.float64))
+    atom.b_iso = b_factor
+    atom.occ = 1.0
+    return atom
+
+
 def helix_bundle(n_residues: int = 28, *, spacing: float = 12.0, b_factor: float = 20.0,
                  substitutions=()) -> gemmi.Structure:
     """A four-helix bundle (chains A–D, antiparallel neighbours) with side chains.
@@ -150,13 +175,8 @@ def helix_bundle(n_residues: int = 28, *, spacing: float = 12.0, b_factor: float
             res.seqid = gemmi.SeqId(number, " ")
             res.entity_type = gemmi.EntityType.Polymer
             for atom_name, element, xyz in atoms:
-                atom = gemmi.Atom()
-                atom.name = atom_name
-                atom.element = gemmi.Element(element)
-                atom.pos = gemmi.Position(*(spin @ flip @ rot @ (xyz - centre) + offset))
-                atom.b_iso = b_factor
-                atom.occ = 1.0
-                res.add_atom(atom)
+                res.add_atom(make_atom(atom_name, element,
+                                       spin @ flip @ rot @ (xyz - centre) + offset, b_factor))
             chain.add_residue(res)
         model.add_chain(chain)
     st.add_model(model)
