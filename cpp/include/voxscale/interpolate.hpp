@@ -38,7 +38,8 @@ constexpr double kSplinePole = -0.267949192431122706472553658494;  // sqrt(3) - 
 
 // In-place cubic B-spline prefilter of `w` interleaved lines of length n:
 // sample k of line x lives at buf[k * w + x]. Mirror boundary conditions (Unser 1999).
-inline void spline_filter_block(double* buf, std::size_t n, std::size_t w) {
+// `init` is scratch for w values (the caller's, so that nothing is allocated here).
+inline void spline_filter_block(double* buf, std::size_t n, std::size_t w, double* init) {
   if (n < 2) return;
   const double z = kSplinePole;
   const double gain = (1.0 - z) * (1.0 - 1.0 / z);
@@ -46,7 +47,7 @@ inline void spline_filter_block(double* buf, std::size_t n, std::size_t w) {
   // Causal initialisation: a truncated sum converges to double precision after ~28 terms;
   // shorter lines use the exact mirror-symmetric sum.
   const std::size_t horizon = 30;
-  std::vector<double> init(w, 0.0);
+  std::fill(init, init + w, 0.0);
   if (n > horizon) {
     double zk = 1.0;
     for (std::size_t k = 0; k < horizon; ++k, zk *= z)
@@ -173,42 +174,48 @@ inline void check_grid(const GridView<float>& g, const char* name) {
 inline void spline_prefilter(float* data, std::size_t nx, std::size_t ny, std::size_t nz,
                              int nthreads) {
   const int nt = resolve_threads(nthreads);
-  (void)nt;
+  // One scratch block per thread, allocated before the parallel regions (see threads.hpp): the
+  // lines of the largest of the three passes, then spline_filter_block's `init` (at most nx
+  // values), padded by a cache line so that threads do not share one.
+  const std::size_t lines = std::max({nx, nx * ny, nx * nz});
+  const std::size_t per_thread = lines + nx + 8;
+  std::vector<double> scratch(per_thread * thread_slots(nt));
+  auto block = [&] { return scratch.data() + per_thread * std::size_t(thread_index()); };
   // x: contiguous lines, one at a time.
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> buf(nx);
+    double* buf = block();
 #pragma omp for schedule(static)
     for (std::ptrdiff_t line = 0; line < std::ptrdiff_t(ny * nz); ++line) {
       float* p = data + std::size_t(line) * nx;
       for (std::size_t i = 0; i < nx; ++i) buf[i] = p[i];
-      detail::spline_filter_block(buf.data(), nx, 1);
+      detail::spline_filter_block(buf, nx, 1, buf + nx);
       for (std::size_t i = 0; i < nx; ++i) p[i] = float(buf[i]);
     }
   }
   // y: for each z, the ny rows of the slab are filtered together (vectorised over x).
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> buf(nx * ny);
+    double* buf = block();
 #pragma omp for schedule(static)
     for (std::ptrdiff_t iz = 0; iz < std::ptrdiff_t(nz); ++iz) {
       float* p = data + std::size_t(iz) * ny * nx;
       for (std::size_t i = 0; i < nx * ny; ++i) buf[i] = p[i];
-      detail::spline_filter_block(buf.data(), ny, nx);
+      detail::spline_filter_block(buf, ny, nx, buf + nx * ny);
       for (std::size_t i = 0; i < nx * ny; ++i) p[i] = float(buf[i]);
     }
   }
   // z: for each y, the nz rows at that y are gathered, filtered together and scattered back.
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<double> buf(nx * nz);
+    double* buf = block();
 #pragma omp for schedule(static)
     for (std::ptrdiff_t iy = 0; iy < std::ptrdiff_t(ny); ++iy) {
       for (std::size_t iz = 0; iz < nz; ++iz) {
         const float* p = data + (iz * ny + std::size_t(iy)) * nx;
         for (std::size_t ix = 0; ix < nx; ++ix) buf[iz * nx + ix] = p[ix];
       }
-      detail::spline_filter_block(buf.data(), nz, nx);
+      detail::spline_filter_block(buf, nz, nx, buf + nx * nz);
       for (std::size_t iz = 0; iz < nz; ++iz) {
         float* p = data + (iz * ny + std::size_t(iy)) * nx;
         for (std::size_t ix = 0; ix < nx; ++ix) p[ix] = float(buf[iz * nx + ix]);

@@ -17,6 +17,35 @@ struct Extremum {
   float value;
 };
 
+namespace detail {
+
+// True when voxel (ix, iy, iz), of value v, is a local maximum with v >= threshold or a local
+// minimum with v <= -threshold.
+inline bool is_extremum(const GridView<float>& g, std::ptrdiff_t ix, std::ptrdiff_t iy,
+                        std::ptrdiff_t iz, float threshold, float v) {
+  const std::ptrdiff_t nx = std::ptrdiff_t(g.nx), ny = std::ptrdiff_t(g.ny),
+                       nz = std::ptrdiff_t(g.nz);
+  const bool high = v >= threshold, low = v <= -threshold;
+  if (!high && !low) return false;
+  for (std::ptrdiff_t dz = -1; dz <= 1; ++dz) {
+    const std::ptrdiff_t z = iz + dz;
+    if (z < 0 || z >= nz) continue;
+    for (std::ptrdiff_t dy = -1; dy <= 1; ++dy) {
+      const std::ptrdiff_t y = iy + dy;
+      if (y < 0 || y >= ny) continue;
+      for (std::ptrdiff_t dx = -1; dx <= 1; ++dx) {
+        const std::ptrdiff_t x = ix + dx;
+        if (x < 0 || x >= nx || (dx == 0 && dy == 0 && dz == 0)) continue;
+        const float w = g.at(std::size_t(x), std::size_t(y), std::size_t(z));
+        if (high ? w > v : w < v) return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace detail
+
 /// Voxels with value >= threshold that are >= all their (up to 26) neighbours, and voxels with
 /// value <= -threshold that are <= all their neighbours (threshold > 0). Plateaus give one
 /// extremum per voxel of the plateau; a caller merges nearby extrema. Sorted by grid order.
@@ -26,39 +55,32 @@ inline std::vector<Extremum> local_extrema(const GridView<float>& g, float thres
   (void)nt;
   const std::ptrdiff_t nx = std::ptrdiff_t(g.nx), ny = std::ptrdiff_t(g.ny),
                        nz = std::ptrdiff_t(g.nz);
-  std::vector<std::vector<Extremum>> per_slab(static_cast<std::size_t>(nz));
+  // Two passes, so that nothing is allocated inside the parallel regions (see threads.hpp):
+  // count the extrema of each z slab, then allocate the result and let each slab fill its part.
+  // Most voxels fail the threshold test at once, so testing twice costs little.
+  std::vector<std::size_t> first(std::size_t(nz) + 1, 0);  // slab iz's extrema start here
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
   for (std::ptrdiff_t iz = 0; iz < nz; ++iz) {
-    auto& found = per_slab[std::size_t(iz)];
+    std::size_t count = 0;
+    for (std::ptrdiff_t iy = 0; iy < ny; ++iy)
+      for (std::ptrdiff_t ix = 0; ix < nx; ++ix)
+        count += detail::is_extremum(
+            g, ix, iy, iz, threshold, g.at(std::size_t(ix), std::size_t(iy), std::size_t(iz)));
+    first[std::size_t(iz) + 1] = count;
+  }
+  for (std::size_t iz = 0; iz < std::size_t(nz); ++iz) first[iz + 1] += first[iz];
+  std::vector<Extremum> all(first[std::size_t(nz)]);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (std::ptrdiff_t iz = 0; iz < nz; ++iz) {
+    Extremum* out = all.data() + first[std::size_t(iz)];
     for (std::ptrdiff_t iy = 0; iy < ny; ++iy) {
       for (std::ptrdiff_t ix = 0; ix < nx; ++ix) {
         const float v = g.at(std::size_t(ix), std::size_t(iy), std::size_t(iz));
-        const bool high = v >= threshold, low = v <= -threshold;
-        if (!high && !low) continue;
-        bool is_peak = true;
-        for (std::ptrdiff_t dz = -1; dz <= 1 && is_peak; ++dz) {
-          const std::ptrdiff_t z = iz + dz;
-          if (z < 0 || z >= nz) continue;
-          for (std::ptrdiff_t dy = -1; dy <= 1 && is_peak; ++dy) {
-            const std::ptrdiff_t y = iy + dy;
-            if (y < 0 || y >= ny) continue;
-            for (std::ptrdiff_t dx = -1; dx <= 1; ++dx) {
-              const std::ptrdiff_t x = ix + dx;
-              if (x < 0 || x >= nx || (dx == 0 && dy == 0 && dz == 0)) continue;
-              const float w = g.at(std::size_t(x), std::size_t(y), std::size_t(z));
-              if (high ? w > v : w < v) {
-                is_peak = false;
-                break;
-              }
-            }
-          }
-        }
-        if (is_peak) found.push_back({std::size_t(ix), std::size_t(iy), std::size_t(iz), v});
+        if (detail::is_extremum(g, ix, iy, iz, threshold, v))
+          *out++ = {std::size_t(ix), std::size_t(iy), std::size_t(iz), v};
       }
     }
   }
-  std::vector<Extremum> all;
-  for (auto& slab : per_slab) all.insert(all.end(), slab.begin(), slab.end());
   return all;
 }
 

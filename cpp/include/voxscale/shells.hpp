@@ -85,6 +85,7 @@ struct ShellSums {
       : count(nshells, 0), sum_f1(nshells, 0.0), sum_f2(nshells, 0.0), sum_f1_sq(nshells, 0.0),
         sum_f2_sq(nshells, 0.0), sum_abs_diff(nshells, 0.0), sum_re_cross(nshells, 0.0) {}
 
+  /// Adds the first count.size() shells of `o` (which may hold more).
   void add(const ShellSums& o) {
     for (std::size_t j = 0; j < count.size(); ++j) {
       count[j] += o.count[j];
@@ -104,11 +105,12 @@ inline ShellSums shell_sums(const std::complex<float>* f1, const std::complex<fl
                             const std::int32_t* shell, std::size_t n, std::size_t nshells,
                             int nthreads) {
   const int nt = resolve_threads(nthreads);
-  (void)nt;
-  ShellSums total(nshells);
+  // Per-thread sums, allocated before the parallel region (see threads.hpp), each padded by a
+  // cache line so that no two threads write to the same one.
+  std::vector<ShellSums> partial(thread_slots(nt), ShellSums(nshells + 8));
 #pragma omp parallel num_threads(nt)
   {
-    ShellSums local(nshells);
+    ShellSums& local = partial[std::size_t(thread_index())];
 #pragma omp for schedule(static) nowait
     for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(n); ++i) {
       const std::int32_t j = shell[i];
@@ -127,17 +129,11 @@ inline ShellSums shell_sums(const std::complex<float>* f1, const std::complex<fl
         local.sum_re_cross[j] += c1.real() * c2.real() + c1.imag() * c2.imag();
       }
     }
-    // Combined in thread order so that a given nthreads always gives the same result.
-#ifdef _OPENMP
-#pragma omp for ordered schedule(static, 1)
-    for (int t = 0; t < omp_get_num_threads(); ++t) {
-#pragma omp ordered
-      total.add(local);
-    }
-#else
-    total.add(local);
-#endif
   }
+  // Combined in thread order so that a given nthreads always gives the same result (the slots of
+  // threads the runtime did not start hold zeros, which change nothing).
+  ShellSums total(nshells);
+  for (const ShellSums& p : partial) total.add(p);
   return total;
 }
 

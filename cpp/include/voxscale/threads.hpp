@@ -44,4 +44,21 @@ inline int resolve_threads(int nthreads, std::size_t work, std::size_t min_per_t
   return useful < std::size_t(n) ? int(useful) : n;
 }
 
+// Nothing may be allocated inside a parallel region: a std::bad_alloc there cannot propagate and
+// terminates the process. Kernels allocate per-thread scratch before the region, one slot for each
+// of the `nt` threads they request (the runtime may start fewer, never more), and each thread
+// uses slot thread_index().
+
+/// Per-thread slots for a region run with num_threads(nt).
+inline std::size_t thread_slots(int nt) { return has_openmp() ? std::size_t(nt) : 1; }
+
+/// Index of the calling thread in the current parallel region (0 outside one).
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 }  // namespace voxscale
