@@ -12,7 +12,7 @@ import scipy.fft
 import scipy.ndimage as ndi
 
 import voxscale
-from voxscale.sampling import index_map
+from voxscale.maps.interpolation import index_map
 
 N = 256            # map edge (voxels)
 VOXEL = 1.1        # Å

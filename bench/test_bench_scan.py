@@ -9,7 +9,7 @@ transform (order 1), then a numpy Pearson correlation over the reference voxels 
 contour (mean + 1σ), no refit, and the argmax. The plain scan gets the true pose for free and
 does less than ours (no refit, no sub-step peak), so the ratio understates our advantage.
 
-Pairs are model maps at 3 Å (``voxscale.simulate.model_map``) with a known voxel-size error:
+Pairs are model maps at 3 Å (``voxscale.reciprocal.model_map.model_map``) with a known voxel-size error:
 the target model is rotated by 10° and shifted, sampled every v/f Å with f = 1.02 and labelled
 v (DESIGN.md §6), so the correction factor is exactly s = 1/f. 128³: haemoglobin 5ME2; 256³:
 the SARS-CoV-2 spike trimer 6VXX. Both need ``../shared/data`` beside the repository and skip
@@ -29,10 +29,10 @@ import scipy.ndimage as ndi
 
 import voxscale
 from voxscale.fit import rotation_from_vector
-from voxscale.sampling import index_map
-from voxscale.scan import scan_voxel_scale
-from voxscale.simulate import model_map, relabel_voxel_size, transform_structure
-
+from voxscale.maps.interpolation import index_map
+from voxscale.fit.scan import scan_voxel_scale
+from voxscale.maps import relabel_voxel_size, transform_structure
+from voxscale.reciprocal.model_map import model_map
 MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "models"
 HAEMOGLOBIN = "pdb5me2_haemoglobin.pdb"
 SPIKE = "pdb6vxx_spike_closed_BIOVIA_reexport.pdb.gz"
@@ -85,14 +85,14 @@ def make_pair(name: str, n: int) -> Pair:
     c = xyz.mean(axis=0)
     shape = (n, n, n)
     ref = model_map(st, voxel_size=REF_VOXEL, shape=shape, origin=c - REF_VOXEL * (n - 1) / 2,
-                    resolution=RESOLUTION, nthreads=THREADS)
+                    d_min=RESOLUTION, nthreads=THREADS)
     applied = np.eye(4)
     applied[:3, :3] = _rotation((1, 2, -1), 10.0)
     applied[:3, 3] = c - applied[:3, :3] @ c + np.array([3.0, -2.0, 4.0])
     ct = applied[:3, :3] @ c + applied[:3, 3]
     spacing = TGT_VOXEL / TRUE_F
     true_target = model_map(transform_structure(st, applied), voxel_size=spacing, shape=shape,
-                            origin=ct - spacing * (n - 1) / 2, resolution=RESOLUTION,
+                            origin=ct - spacing * (n - 1) / 2, d_min=RESOLUTION,
                             nthreads=THREADS)
     target = relabel_voxel_size(true_target, TGT_VOXEL)
     truth = np.linalg.inv(applied)

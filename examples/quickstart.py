@@ -3,7 +3,7 @@
 A cloud of Gaussian "atoms" is sampled twice: the reference every 1.00 Å, labelled 1.00 Å, and
 the target every 1.00/1.02 Å but also labelled 1.00 Å, so its header voxel size is 2 % too
 large and the correction factor is s = 1/1.02 = 0.9804. The script scans s with
-``voxscale.resample`` and ``voxscale.correlation`` (no rigid refit: the maps share a centre and
+``voxscale.resample`` and ``voxscale.maps.correlation`` (no rigid refit: the maps share a centre and
 orientation here) and compares amplitudes by resolution shell before and after correction.
 
 Run: ``python examples/quickstart.py``
@@ -30,7 +30,7 @@ target = sampled_map(1.0 / 1.02, 1.0)
 print(f"reference {reference}\ntarget    {target}\n")
 
 scales = np.arange(0.960, 1.0401, 0.002)
-cc = [voxscale.correlation(voxscale.resample(target, reference, scale=s, order=3).data,
+cc = [voxscale.maps.correlation(voxscale.resample(target, reference, scale=s, order=3).data,
                            reference.data) for s in scales]
 best = scales[int(np.argmax(cc))]
 print(f"correlation at s = 1: {cc[int(np.argmin(abs(scales - 1)))]:.4f}")

@@ -20,8 +20,8 @@ import numpy as np
 
 import voxscale
 from voxscale.fit import rotation_angle_deg, rotation_from_vector
-from voxscale.simulate import model_map, relabel_voxel_size, transform_structure
-
+from voxscale.maps import relabel_voxel_size, transform_structure
+from voxscale.reciprocal.model_map import model_map
 HAEMOGLOBIN = "models/pdb5me2_haemoglobin.pdb"
 ACTIN = "models/pdb3mfp_actin_modeller_tempy.pdb"
 SPIKE_NTD = "models/pdb6vyb_chainA_Ndom_ccpemutils.pdb"
@@ -144,14 +144,14 @@ def make_pair(structure, *, f=1.0, resolution=3.0, axis=(1, 1, 0), degrees=25.0,
     """
     c = centroid(structure)
     ref = model_map(structure, voxel_size=ref_voxel, shape=ref_shape,
-                    origin=box_origin(c, ref_voxel, ref_shape), resolution=resolution)
+                    origin=box_origin(c, ref_voxel, ref_shape), d_min=resolution)
     applied = rigid(expand * rotation(axis, degrees), c, shift)
     tgt_model = transform_structure(structure, applied)
     ct = apply(applied, [c])[0]
     true_spacing = tgt_voxel / f
     tgt_true = model_map(tgt_model, voxel_size=true_spacing, shape=tgt_shape,
                          origin=box_origin(ct + np.asarray(box_offset), true_spacing, tgt_shape),
-                         resolution=resolution)
+                         d_min=resolution)
     target = relabel_voxel_size(tgt_true, tgt_voxel) if f != 1.0 else tgt_true
     return Pair(ref, target, structure, tgt_model, applied, np.linalg.inv(applied), 1.0 / f, c,
                 ct)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import voxscale
-from voxscale.molecule import make_atom
+from voxscale.testing.molecules import make_atom
 import voxscale.cli
-from voxscale.absolute_scale import IDEAL_BONDS, absolute_scale, backbone_bonds
+from voxscale.analysis.absolute_scale import IDEAL_BONDS, absolute_scale, backbone_bonds
 from voxscale.errors import ModelFormatError, VoxscaleError
-from voxscale.simulate import model_map, relabel_voxel_size
-
+from voxscale.maps import relabel_voxel_size
+from voxscale.reciprocal.model_map import model_map
 EMD_3488 = "maps/emd_3488_haemoglobin_ccpemutils.mrc"
 PDB_5ME2 = "models/pdb5me2_haemoglobin.pdb"
 
@@ -58,7 +58,7 @@ def synthetic():
     st = synthetic_protein()
     f = 1.02
     exact = model_map(st, voxel_size=1.0 / f, shape=(64, 64, 64),
-                      origin=np.full(3, 40.0 - 31.5 / f), resolution=3.0)
+                      origin=np.full(3, 40.0 - 31.5 / f), d_min=3.0)
     return st, relabel_voxel_size(exact, 1.0), 1.0 / f
 
 
@@ -74,11 +74,15 @@ def test_backbone_bonds_and_their_factor():
 
 def test_curve_finds_a_simulated_voxel_size_error(synthetic):
     st, m, truth = synthetic
-    res = absolute_scale(m, st, resolution=3.0, scale_range=(0.95, 1.03), step=0.005,
+    res = absolute_scale(m, st, d_min=3.0, scale_range=(0.95, 1.03), step=0.005,
                          nthreads=1)
     assert res.model_cc_best_scale == pytest.approx(truth, abs=5e-4)
     assert res.model_cc_best > 0.99 and res.model_cc_best > res.model_cc_at_unit
-    assert len(res.scales) == len(res.cc) == 17
+    # the 17 factors of the grid, plus the first pass's peak and the refined best (every
+    # factor evaluated is on the curve)
+    grid = 0.95 + 0.005 * np.arange(17)
+    assert len(res.scales) == len(res.cc) == 19
+    assert all(np.min(np.abs(res.scales - g)) < 1e-9 for g in grid)
     assert res.resolution_source == "given" and res.bond_scale == pytest.approx(1.0, abs=1e-4)
     # Without a resolution the estimate 2.5 × voxel is used, and said so.
     est = absolute_scale(m, st, scale_range=(0.95, 1.03), step=0.01, max_points=5000,
@@ -97,15 +101,14 @@ def test_errors(synthetic, tmp_path):
         absolute_scale(m, tmp_path / "water.pdb")
     far = voxscale.Map(m.data, m.voxel_size, m.origin + 500.0)
     with pytest.raises(VoxscaleError, match="does not overlap"):
-        absolute_scale(far, st, resolution=3.0)
+        absolute_scale(far, st, d_min=3.0)
     with pytest.raises(ValueError, match="range"):
         absolute_scale(m, st, scale_range=(1.01, 1.05))
     with pytest.raises(ValueError, match="resolution"):
-        absolute_scale(m, st, resolution=-2.0)
+        absolute_scale(m, st, d_min=-2.0)
 
 
 def test_cli_writes_json_and_png(synthetic, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(voxscale.cli, "_COMMAND_MODULES", ("absolute_scale",))
     st, m, truth = synthetic
     m.write(tmp_path / "map.mrc")
     st.write_pdb(str(tmp_path / "model.pdb"))
@@ -118,7 +121,8 @@ def test_cli_writes_json_and_png(synthetic, tmp_path, monkeypatch, capsys):
     report = json.loads((out / "absolute.json").read_text())
     for key in ("model_cc_best_scale", "model_cc_scales", "model_cc", "bond_scale", "bonds"):
         assert key in report
-    assert len(report["model_cc_scales"]) == len(report["model_cc"]) == 8
+    # 8 factors of the grid, the first pass's peak and the refined best
+    assert len(report["model_cc_scales"]) == len(report["model_cc"]) == 10
     assert report["model_cc_best_scale"] == pytest.approx(truth, abs=2e-3)
     for name in IDEAL_BONDS:
         assert {"mean", "median", "ideal"} <= set(report["bonds"][name])
@@ -136,7 +140,7 @@ def test_cli_writes_json_and_png(synthetic, tmp_path, monkeypatch, capsys):
 def emd3488(shared_file):
     m = voxscale.read_map(shared_file(EMD_3488))
     st = voxscale.read_model(shared_file(PDB_5ME2))
-    res = absolute_scale(m, st, resolution=3.2, scale_range=(0.96, 1.04), step=0.005,
+    res = absolute_scale(m, st, d_min=3.2, scale_range=(0.96, 1.04), step=0.005,
                          max_points=30000, nthreads=1)
     return m, st, res
 
@@ -163,7 +167,7 @@ def test_emd3488_relabelled_peak_moves_by_the_factor(emd3488, capsys):
     about the centre while the model stays, so the map now needs a factor 1/1.02 more."""
     m, st, res = emd3488
     relabelled = relabel_voxel_size(m, 1.02 * m.voxel_size)
-    moved = absolute_scale(relabelled, st, resolution=3.2, scale_range=(0.96, 1.04),
+    moved = absolute_scale(relabelled, st, d_min=3.2, scale_range=(0.96, 1.04),
                            step=0.005, max_points=30000, nthreads=1)
     expected = res.model_cc_best_scale / 1.02
     with capsys.disabled():

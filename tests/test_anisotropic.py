@@ -3,12 +3,11 @@ import numpy as np
 import pytest
 
 import voxscale
-from voxscale.anisotropic import polar_decomposition
+from voxscale.fit.anisotropic import polar_decomposition
 from voxscale.fit import rotation_angle_deg, rotation_from_vector
-from voxscale.scan import corrected_target, scan_voxel_scale
-from voxscale.simulate import model_map, relabel_voxel_size, transform_structure
-
-
+from voxscale.fit.scan import corrected_target, scan_voxel_scale
+from voxscale.maps import relabel_voxel_size, transform_structure
+from voxscale.reciprocal.model_map import model_map
 def test_polar_decomposition_known_parts():
     rot = rotation_from_vector([0.3, -0.2, 0.5])
     q = rotation_from_vector([0.1, 0.7, -0.4])
@@ -23,7 +22,7 @@ def stretched_pair(shared_file):
     st = voxscale.read_model(shared_file("models/pdb5me2_haemoglobin.pdb"))
     cen = np.array([a.pos.tolist() for ch in st[0] for r in ch for a in r]).mean(axis=0)
     ref = model_map(st, voxel_size=1.4, shape=(72, 72, 72), origin=cen - 1.4 * 35.5,
-                    resolution=3.5)
+                    d_min=3.5)
     factors = np.array([1.03, 1.00, 0.98])  # the target is sampled every 1.3/f Å along x, y, z
     rot = rotation_from_vector(np.radians(12.0) * np.array([0.0, 0.6, 0.8]))
     t = np.eye(4)
@@ -34,7 +33,7 @@ def stretched_pair(shared_file):
     spacing = 1.3 / factors
     target = relabel_voxel_size(
         model_map(st_t, voxel_size=spacing, shape=(78, 80, 76),
-                  origin=tc - spacing * (np.array([76, 80, 78]) - 1) / 2, resolution=3.5), 1.3)
+                  origin=tc - spacing * (np.array([76, 80, 78]) - 1) / 2, d_min=3.5), 1.3)
     return ref, target, st, st_t, 1.0 / factors, rot
 
 
@@ -54,9 +53,9 @@ def test_anisotropic_scale_recovered(stretched_pair):
     assert abs(result.best_scale - np.cbrt(np.prod(truth))) < 5e-3
     # Resampled with the matrix, the target matches the reference better than isotropically.
     ref_in = ref.data > ref.data.mean() + ref.data.std()
-    cc_aniso = voxscale.correlation(corrected_target(ref, target, result).data[ref_in],
+    cc_aniso = voxscale.maps.correlation(corrected_target(ref, target, result).data[ref_in],
                                     ref.data[ref_in])
-    cc_iso = voxscale.correlation(
+    cc_iso = voxscale.maps.correlation(
         corrected_target(ref, target, result, anisotropic=False).data[ref_in], ref.data[ref_in])
     assert cc_aniso > cc_iso
     assert cc_aniso > 0.99

@@ -46,9 +46,9 @@ import pytest
 
 import voxscale
 from voxscale import MapFormatError, ModelFormatError, VoxscaleError, read_map, read_model
-from voxscale.molecule import helix_bundle
-from voxscale.simulate import model_map, relabel_voxel_size, transform_structure
-
+from voxscale.testing.molecules import helix_bundle
+from voxscale.maps import relabel_voxel_size, transform_structure
+from voxscale.reciprocal.model_map import model_map
 HEADER = 1024
 
 
@@ -131,10 +131,10 @@ def base(tmp_path_factory):
     folder = tmp_path_factory.mktemp("good")
     st = helix_bundle()
     ref = model_map(st, voxel_size=1.5, shape=(40, 40, 40), origin=np.full(3, -19.5 * 1.5),
-                    resolution=4.0)
+                    d_min=4.0)
     spacing = 1.5 / 1.02
     tgt = relabel_voxel_size(model_map(st, voxel_size=spacing, shape=(36, 36, 36),
-                                       origin=np.full(3, -17.5 * spacing), resolution=4.0), 1.5)
+                                       origin=np.full(3, -17.5 * spacing), d_min=4.0), 1.5)
     ref.write(folder / "ref.mrc")
     tgt.write(folder / "tgt.mrc")
     st.write_pdb(str(folder / "model.pdb"))

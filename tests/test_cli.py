@@ -9,9 +9,8 @@ import pytest
 import voxscale
 from voxscale.cli import main
 from voxscale.fit import rotation_from_vector
-from voxscale.simulate import model_map, relabel_voxel_size, transform_structure
-
-
+from voxscale.maps import relabel_voxel_size, transform_structure
+from voxscale.reciprocal.model_map import model_map
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "voxscale", *map(str, args)],
                           capture_output=True, text=True, timeout=600)
@@ -24,7 +23,7 @@ def scan_pair(shared_file, tmp_path_factory):
     st = voxscale.read_model(shared_file("models/pdb5me2_haemoglobin.pdb"))
     cen = np.array([a.pos.tolist() for ch in st[0] for r in ch for a in r]).mean(axis=0)
     ref = model_map(st, voxel_size=1.5, shape=(64, 64, 64), origin=cen - 1.5 * 31.5,
-                    resolution=4.0)
+                    d_min=4.0)
     rot = rotation_from_vector(np.radians(10.0) * np.array([1.0, 0.0, 0.0]))
     t = np.eye(4)
     t[:3, :3] = rot
@@ -33,7 +32,7 @@ def scan_pair(shared_file, tmp_path_factory):
     f = 1.02
     tgt = relabel_voxel_size(model_map(st_t, voxel_size=1.4 / f, shape=(70, 70, 70),
                                        origin=rot @ cen + t[:3, 3] - 1.4 / f * 34.5,
-                                       resolution=4.0), 1.4)
+                                       d_min=4.0), 1.4)
     ref.write(folder / "ref.mrc")
     tgt.write(folder / "target.mrc")
     st_t.write_pdb(str(folder / "target.pdb"))
@@ -47,7 +46,7 @@ def test_scan_cli_writes_outputs(scan_pair, shared_file, tmp_path):
                    shared_file("models/pdb5me2_haemoglobin.pdb"), "--target-model",
                    folder / "target.pdb", "--threads", 2, "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert "scan [" in proc.stderr  # the progress bar
+    assert "\r" not in proc.stderr  # stderr is a pipe (a log file): no progress bar drawn
     report = json.loads((out / "scan.json").read_text())
     for key in ("best_scale", "uncertainty", "percent", "scales", "cc", "cc_at_unit",
                 "transform", "rotation_deg", "shift_A", "seconds"):
@@ -61,7 +60,7 @@ def test_scan_cli_writes_outputs(scan_pair, shared_file, tmp_path):
     assert corrected.shape == ref.shape
     np.testing.assert_allclose(corrected.voxel_size, ref.voxel_size)
     np.testing.assert_allclose(corrected.origin, ref.origin, atol=1e-4)
-    assert voxscale.correlation(corrected.data, ref.data) > 0.98
+    assert voxscale.maps.correlation(corrected.data, ref.data) > 0.98
     assert (out / "scan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A second run into the same folder is refused (exit 2, one line), --force replaces.
     again = run_cli("scan", folder / "ref.mrc", folder / "target.mrc", "--quiet", "--out", out)
@@ -109,3 +108,24 @@ def test_cli_warnings_are_one_line(tmp_path):
     assert proc.returncode == 0
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("voxscale info: warning: ")
     assert "longer than its header" in proc.stderr
+
+
+def test_progress_bar_is_drawn_on_a_terminal_only():
+    import io
+
+    from voxscale.cli.progress import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        with ProgressBar("scan", stream=stream) as bar:
+            bar(1, 4, "s = 1.0000")
+            bar(4, 4, "s = 1.0200")
+        text = stream.getvalue()
+        assert ("scan [" in text and "4/4" in text and "s = 1.0200" in text) == drawn, text
+    quiet = Terminal()
+    with ProgressBar("scan", enabled=False, stream=quiet) as bar:
+        bar(1, 2, "x")
+    assert quiet.getvalue() == ""

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 import voxscale
-from voxscale.simulate import model_map
-
+from voxscale.reciprocal.model_map import model_map
 HAEMOGLOBIN = "models/pdb5me2_haemoglobin.pdb"
 REMOVED = {("A", 42), ("B", 63), ("C", 87), ("D", 99)}
 OUTPUTS = ["shells.json", "difference.mrc", "peaks.csv", "peaks.json", "peaks.cmm",
@@ -51,7 +50,7 @@ def pair(shared_file, tmp_path_factory):
                 for atom in list(res)[::-1]:
                     if atom.name not in ("N", "CA", "C", "O", "CB"):
                         res.remove_atom(atom.name, atom.altloc)
-    grid = dict(voxel_size=1.0, shape=(96, 96, 96), origin=cen - 47.5, resolution=3.0)
+    grid = dict(voxel_size=1.0, shape=(96, 96, 96), origin=cen - 47.5, d_min=3.0)
     ref = model_map(st, **grid)
     tgt = model_map(truncated, **grid)
     sd = float(ref.data.std())

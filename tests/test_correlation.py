@@ -1,4 +1,4 @@
-"""Tests of voxscale.correlation (Pearson correlation about the mean, sums in double).
+"""Tests of voxscale.maps.correlation (Pearson correlation about the mean, sums in double).
 
 Checked against numpy.corrcoef and a direct float64 formula for the weighted version, on data
 with a large offset where single-pass float32 sums fail (the test demonstrates that they do).

@@ -1,4 +1,4 @@
-"""Difference maps (voxscale.difference; DESIGN.md §1 steps 6 and 8, §2 difference sign).
+"""Difference maps (voxscale.reciprocal.difference; DESIGN.md §1 steps 6 and 8, §2 difference sign).
 
 Expectations are built here independently of the code under test: Gaussian blobs placed at
 known positions, blurs and low-passes done with numpy.fft, the power spectrum of the result
@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import voxscale
-from voxscale.simulate import model_map
-
+from voxscale.reciprocal.model_map import model_map
 HAEMOGLOBIN = "models/pdb5me2_haemoglobin.pdb"
 SHAPE = (48, 52, 56)            # nz, ny, nx
 VOXEL = (1.0, 0.9, 1.1)         # x, y, z
@@ -232,7 +231,7 @@ def test_real_space_difference_matches_numpy_with_low_pass(base_map):
         return (a - v.mean(dtype=np.float64)) / v.std(dtype=np.float64)
 
     for resolution in (None, 4.0):
-        got = voxscale.real_space_difference(base_map, target, resolution=resolution)
+        got = voxscale.real_space_difference(base_map, target, d_min=resolution)
         if resolution is None:
             r, t = base_map.data, target_data
         else:
@@ -264,7 +263,7 @@ def test_real_space_low_pass_removes_differences_beyond_the_resolution(base_map)
     fine = np.fft.irfftn(f, s=SHAPE, axes=(0, 1, 2)).astype(np.float32)
     target = voxscale.Map(base_map.data + fine / fine.std(), VOXEL, ORIGIN)
     plain = voxscale.real_space_difference(base_map, target)
-    low = voxscale.real_space_difference(base_map, target, resolution=4.0)
+    low = voxscale.real_space_difference(base_map, target, d_min=4.0)
     assert plain.data.std() > 0.3
     assert np.abs(low.data).max() < 1e-3
 
@@ -321,7 +320,7 @@ def haemoglobin_case(shared_file):
     with_ligand[0].add_chain(gemmi.Chain("L"))
     with_ligand[0]["L"].add_residue(res)
 
-    grid = dict(voxel_size=1.0, shape=(96, 96, 96), origin=cen - 47.5, resolution=3.0)
+    grid = dict(voxel_size=1.0, shape=(96, 96, 96), origin=cen - 47.5, d_min=3.0)
     ref = model_map(st, **grid)
     sd = float(ref.data.std())
 

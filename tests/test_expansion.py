@@ -7,7 +7,7 @@ import pytest
 
 import voxscale.cli
 from voxscale.errors import ModelFormatError
-from voxscale.expansion import expansion, fit_line
+from voxscale.analysis.expansion import expansion, fit_line
 from voxscale.fit import rotation_from_vector
 
 
@@ -165,7 +165,6 @@ def test_errors_name_the_file(tmp_path):
 
 @pytest.fixture
 def cli(monkeypatch):
-    monkeypatch.setattr(voxscale.cli, "_COMMAND_MODULES", ("expansion",))
     return voxscale.cli.main
 
 

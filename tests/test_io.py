@@ -1,4 +1,4 @@
-"""Tests of map and model file IO (voxscale.io, voxscale.models).
+"""Tests of map and model file IO (voxscale.maps.mrc, voxscale.maps.models).
 
 Test files are built with mrcfile directly, header fields set by hand, or patched byte by byte
 (MRC2014 header layout: nx, ny, nz int32 at bytes 0, 4, 8; mode 12; nxstart, nystart, nzstart
@@ -19,8 +19,8 @@ import mrcfile
 import numpy as np
 import pytest
 
-from voxscale import Map, MapFormatError, ModelFormatError, read_map, read_model
-from voxscale.models import model_atom_positions
+from voxscale import InputFileError, Map, MapFormatError, ModelFormatError, read_map, read_model
+from voxscale.maps.models import model_atom_positions
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -359,7 +359,8 @@ def test_missing_file_names_the_path(tmp_path):
 
 
 def test_directory_is_not_a_map(tmp_path):
-    assert_map_error(tmp_path, "not a regular file")
+    with pytest.raises(InputFileError, match="is a folder, not a regular file"):
+        read_map(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------

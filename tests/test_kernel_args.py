@@ -354,7 +354,7 @@ def test_python_layer_order_and_threads():
     with pytest.raises(ValueError, match="nthreads"):
         voxscale.half_transform(MAP, nthreads=-3)
     with pytest.raises(ValueError, match="nthreads"):
-        voxscale.correlation(VEC, VEC, nthreads=-1)
+        voxscale.maps.correlation(VEC, VEC, nthreads=-1)
 
 
 @pytest.mark.parametrize("points", [np.zeros((4, 2)), np.zeros(4), np.zeros((2, 3, 3)),
@@ -376,7 +376,7 @@ def test_python_layer_converts_inputs():
     view = non_contiguous(DATA)
     np.testing.assert_array_equal(voxscale.spline_coefficients(view),
                                   voxscale.spline_coefficients(DATA))
-    assert voxscale.correlation(non_contiguous(VEC), VEC.tolist()) == pytest.approx(1.0)
+    assert voxscale.maps.correlation(non_contiguous(VEC), VEC.tolist()) == pytest.approx(1.0)
     shells = voxscale.shell_index((4, 5, 6), [6, 5, 4], [0, 0.5])
     assert shells.dtype == np.int32
     out = voxscale.shell_sums(HALF.astype(np.complex128), None, shells.astype(np.int64), 1)

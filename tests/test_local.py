@@ -8,11 +8,9 @@ import pytest
 import voxscale
 from voxscale.cli import main
 from voxscale.fit import rotation_angle_deg, rotation_from_vector
-from voxscale.local import domain_mask, local_realignment, parse_domain
-from voxscale.molecule import helix_bundle
-from voxscale.simulate import model_map
-
-
+from voxscale.analysis.local import domain_mask, local_realignment, parse_domain
+from voxscale.testing.molecules import helix_bundle
+from voxscale.reciprocal.model_map import model_map
 def test_parse_domain():
     assert parse_domain("A") == ("A", None, None)
     assert parse_domain("B:10-50") == ("B", 10, 50)
@@ -47,9 +45,9 @@ def rotated_chain():
         for a in r:
             a.pos = gemmi.Position(*(rot @ (np.array(a.pos.tolist()) - centre) + centre))
     ref = model_map(st, voxel_size=1.0, shape=(56, 56, 64), origin=(-27.5, -27.5, -31.5),
-                    resolution=3.0)
+                    d_min=3.0)
     tgt = model_map(st_t, voxel_size=1.0, shape=(56, 56, 64), origin=(-27.5, -27.5, -31.5),
-                    resolution=3.0)
+                    d_min=3.0)
     return ref, tgt, st, rot
 
 

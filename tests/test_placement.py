@@ -1,4 +1,4 @@
-"""Tests of the initial placement (voxscale.placement) and of the rigid fit (voxscale.fit).
+"""Tests of the initial placement (voxscale.fit.placement) and of the rigid fit (voxscale.fit).
 
 Every expected value is a fact built into the data, never voxscale's own output: the target
 model is the reference model moved by a known rigid transform T, so the placement must return
@@ -16,9 +16,8 @@ import pytest
 import voxscale
 from voxscale.errors import ModelFormatError
 from voxscale.fit import ReferenceGrid, fit_points, rigid_fit
-from voxscale.placement import place_by_maps, residue_pairs, superpose_models
-from voxscale.simulate import transform_structure
-
+from voxscale.fit.placement import place_by_maps, residue_pairs, superpose_models
+from voxscale.maps import transform_structure
 from _pairs import (ACTIN, HAEMOGLOBIN, SPIKE_NTD, apply, ca_positions, centroid,
                     haemoglobin_twofold, make_pair, position_error, rigid, rotation,
                     rotation_error_deg)

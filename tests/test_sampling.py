@@ -1,4 +1,4 @@
-"""Tests of point interpolation, spline coefficients and resampling (voxscale.sampling).
+"""Tests of point interpolation, spline coefficients and resampling (voxscale.maps.interpolation).
 
 Every number is checked against something voxscale did not compute: scipy.ndimage
 (``map_coordinates``, ``spline_filter``, ``affine_transform``), finite differences of scipy's
@@ -440,7 +440,7 @@ def test_resample_matches_scipy_affine_transform(order):
     assert err < 1e-5, err
     assert np.all(out.data[outer] == -99.0)
     # The library's own index map is the same affine map.
-    np.testing.assert_allclose(voxscale.sampling.index_map(src, onto, homogeneous(rot, shift),
+    np.testing.assert_allclose(voxscale.maps.interpolation.index_map(src, onto, homogeneous(rot, shift),
                                                            scale),
                                scipy_index_map(src, onto, rot, shift, scale)[:3], atol=1e-12)
 

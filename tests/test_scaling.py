@@ -1,4 +1,4 @@
-"""Amplitude scaling by resolution (voxscale.scaling; DESIGN.md §1 step 5, §2).
+"""Amplitude scaling by resolution (voxscale.reciprocal.scaling; DESIGN.md §1 step 5, §2).
 
 Every expectation comes from outside the code under test:
 
@@ -8,7 +8,7 @@ Every expectation comes from outside the code under test:
   that is k₀× the reference blurred by B₀ must give k = 1/k₀ and B = −B₀;
 * the Wilson limit 2 − √2 of unrelated acentric data is checked by Monte Carlo here, and then
   on two independent random atom clouds built with gemmi (model maps via
-  voxscale.simulate.model_map);
+  voxscale.reciprocal.model_map.model_map);
 * per-shell R, FSC, ⟨F_ref²⟩/⟨F_tgt'²⟩ and reflection counts are recomputed by brute force
   from numpy.fft.fftn of the maps with the unique half-space chosen here.
 """
@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 import voxscale
-from voxscale.simulate import model_map
-
+from voxscale.reciprocal.model_map import model_map
 WILSON_R = 100.0 * (2.0 - np.sqrt(2.0))  # 58.58 %
 
 
@@ -86,7 +85,7 @@ def cloud_map(seed, n_atoms, radius, *, n=96, voxel=1.0, resolution=3.0):
     centre = np.full(3, n * voxel / 2.0)
     st = cloud_structure(rng, n_atoms, radius, centre)
     return model_map(st, voxel_size=voxel, shape=(n, n, n), origin=(0, 0, 0),
-                     resolution=resolution)
+                     d_min=resolution)
 
 
 def brute_force_shells(ref, tgt, k, b, d_max, d_min, n_shells):
@@ -137,7 +136,7 @@ def test_wilson_limit_of_unrelated_acentric_amplitudes_is_two_minus_root_two():
     f2 = np.abs(rng.standard_normal(n) + 1j * rng.standard_normal(n))
     r = 100 * np.abs(f1 - f2).sum() / f1.sum()
     assert abs(r - WILSON_R) < 0.15, r
-    assert voxscale.scaling.WILSON_R_ACENTRIC == pytest.approx(2 - np.sqrt(2))
+    assert voxscale.reciprocal.scaling.WILSON_R_ACENTRIC == pytest.approx(2 - np.sqrt(2))
 
 
 # -- 1. identical maps -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests of the voxel-scale scan (voxscale.scan) against voxel-size errors built into the data.
+"""Tests of the voxel-scale scan (voxscale.fit.scan) against voxel-size errors built into the data.
 
 A true voxel-size error f is made as DESIGN.md §6 prescribes: the (moved) model's map is
 sampled every v/f Å and labelled v, so the scan must return s = 1/f (see ``_pairs.py``). The
@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import voxscale
-from voxscale.scan import refine_peak, scan_voxel_scale
-from voxscale.simulate import relabel_voxel_size, transform_structure
-
+from voxscale.fit.scan import refine_peak, scan_voxel_scale
+from voxscale.maps import relabel_voxel_size, transform_structure
 from _pairs import (ACTIN, EMD_3488, EMD_5168, EMD_5170, HAEMOGLOBIN, SPIKE_NTD,
                     add_noise_for_cc, apply, box_origin, haemoglobin_twofold, make_pair, rigid,
                     rotation, rotation_error_deg)

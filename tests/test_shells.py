@@ -1,4 +1,4 @@
-"""Tests of resolution shells and per-shell sums (voxscale.shells).
+"""Tests of resolution shells and per-shell sums (voxscale.reciprocal.shells).
 
 shell_index is checked against an assignment computed here with numpy (s of every half-grid
 element, numpy.searchsorted, and Friedel classes built from the full grid), shell_sums against

@@ -24,11 +24,11 @@ import pytest
 import voxscale
 from voxscale import Map, _core
 from voxscale.fit import ReferenceGrid, rotation_from_vector
-from voxscale.molecule import helix_bundle
-from voxscale.shells import shell_edges, shell_index, shell_sums
-from voxscale.sf import half_transform, map_from_half_transform
-from voxscale.simulate import model_map, relabel_voxel_size, transform_structure
-
+from voxscale.testing.molecules import helix_bundle
+from voxscale.reciprocal.shells import shell_edges, shell_index, shell_sums
+from voxscale.reciprocal.transform import half_transform, map_from_half_transform
+from voxscale.maps import relabel_voxel_size, transform_structure
+from voxscale.reciprocal.model_map import model_map
 pytestmark = pytest.mark.skipif(not voxscale.has_openmp(),
                                 reason="built without OpenMP: every kernel runs serially")
 
@@ -72,7 +72,7 @@ def pair():
     """A reference 48³ at 1.5 Å and a target rotated by 10°, 2 % too small, with noise."""
     st = helix_bundle()
     ref = model_map(st, voxel_size=1.5, shape=(48, 48, 48), origin=np.full(3, -23.5 * 1.5),
-                    resolution=4.0)
+                    d_min=4.0)
     rot = rotation_from_vector(np.radians(10.0) * np.array([0.6, 0.0, 0.8]))
     move = np.eye(4)
     move[:3, :3] = rot
@@ -80,7 +80,7 @@ def pair():
     moved = transform_structure(st, move)
     spacing = 1.5 / 1.02
     tgt = relabel_voxel_size(model_map(moved, voxel_size=spacing, shape=(44, 44, 44),
-                                       origin=move[:3, 3] - 21.5 * spacing, resolution=4.0), 1.5)
+                                       origin=move[:3, 3] - 21.5 * spacing, d_min=4.0), 1.5)
     rng = np.random.default_rng(3)
     noisy = lambda m: Map(m.data + 0.05 * float(m.data.std())  # noqa: E731
                           * rng.standard_normal(m.shape).astype(np.float32), m.voxel_size,
@@ -152,9 +152,9 @@ def kernel_calls(big):
         "structure factor list": lambda nt: voxscale.structure_factors(m, 3.0, nthreads=nt).f,
         "shell index": lambda nt: shell_index(m.shape, m.cell, edges, nthreads=nt),
         "shell sums": sums,
-        "correlation": lambda nt: voxscale.correlation(m.data, np.roll(m.data, 1) + m.data,
+        "correlation": lambda nt: voxscale.maps.correlation(m.data, np.roll(m.data, 1) + m.data,
                                                        nthreads=nt),
-        "weighted correlation": lambda nt: voxscale.correlation(
+        "weighted correlation": lambda nt: voxscale.maps.correlation(
             m.data, np.roll(m.data, 2) + m.data, np.abs(m.data), nthreads=nt),
         "rigid score order 3": lambda nt: ReferenceGrid.score(
             _with_threads(grid3, nt), pts, values, lin, (0.3, 0.2, -0.1), center),

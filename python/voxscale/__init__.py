@@ -2,54 +2,60 @@
 
 Maps are :class:`Map` objects: float32 data of shape (nz, ny, nx) (x fastest), voxel size and
 origin (x, y, z) in Å. Transforms map target coordinates into the reference frame,
-x_ref = R·x_tgt + t. See the project's ``DESIGN.md`` for every convention.
+x_ref = R·x_tgt + t. ``docs/method.md`` of the repository states every convention.
 
 The method (Wang et al., J. Struct. Biol. 214 (2022) 107902): place the target on the
 reference (:func:`superpose_models` or :func:`place_by_maps`), scan its voxel-size factor
 with a rigid refit at each (:func:`scan_voxel_scale`), resample it corrected onto the
 reference grid (:func:`corrected_target`), scale the amplitudes by resolution
 (:func:`scale_amplitudes`) and compute the vector-difference map (:func:`difference_map`)
-and its peaks (:func:`find_peaks`).
+and its peaks (:func:`find_peaks`). :func:`compare` runs all of it.
+
+Subpackages, bottom to top: :mod:`voxscale.maps` (data: maps, models, files, resampling),
+:mod:`voxscale.reciprocal` (structure factors, shells, scaling, differences, peaks),
+:mod:`voxscale.fit` (placement, rigid fits, the scan), :mod:`voxscale.analysis` (model
+expansion, absolute scale, local realignment), :mod:`voxscale.pipeline` (the comparison,
+summary, report), :mod:`voxscale.batch` (surveys on Dask) and :mod:`voxscale.cli`;
+:mod:`voxscale.testing` makes known-answer test material.
 """
 from . import _core
-from .correlation import correlation
-from .difference import difference_map, real_space_difference, vector_difference
-from .errors import MapFormatError, ModelFormatError, VoxscaleError
-from .fit import FitResult, rigid_fit
-from .io import Map, read_map
-from .models import read_model
-from .mtz import write_mtz
-from .peaks import Peak, PeakTable, find_peaks
-from .placement import Placement, place_by_maps, superpose_models
-from .sampling import Interpolator, interpolate, resample, spline_coefficients
-from .scaling import ScalingResult, scale_amplitudes
-from .scan import ScanResult, corrected_target, scan_voxel_scale
-from .sf import (StructureFactors, half_transform, low_pass, map_from_half_transform,
-                 map_from_structure_factors, structure_factors)
-from .shells import ShellSums, shell_edges, shell_index, shell_sums
+from .errors import (GridMismatchError, InputFileError, MapFormatError, MissingInputError,
+                     ModelFormatError, OptionError, ResolutionRangeError, VoxscaleError)
+from .fit import (FitResult, Placement, ScanOptions, ScanResult, corrected_target,
+                  place_by_maps, rigid_fit, scan_voxel_scale, superpose_models)
+from .maps import (Interpolator, Map, correlation, interpolate, read_map, read_map_header,
+                   read_model, resample, spline_coefficients, write_mtz)
+from .pipeline import CompareResult, compare
+from .reciprocal import (Peak, PeakTable, ScalingResult, ShellSums, StructureFactors,
+                         difference_map, find_peaks, half_transform, low_pass,
+                         map_from_half_transform, map_from_structure_factors,
+                         real_space_difference, scale_amplitudes, shell_edges, shell_index,
+                         shell_sums, structure_factors, vector_difference)
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = [
-    "Map", "read_map", "read_model",
+    "Map", "read_map", "read_map_header", "read_model",
     "resample", "interpolate", "Interpolator", "spline_coefficients",
     "correlation",
     "StructureFactors", "structure_factors", "map_from_structure_factors",
     "half_transform", "map_from_half_transform", "low_pass",
     "ShellSums", "shell_edges", "shell_index", "shell_sums",
     "Placement", "superpose_models", "place_by_maps", "FitResult", "rigid_fit",
-    "ScanResult", "scan_voxel_scale", "corrected_target",
+    "ScanOptions", "ScanResult", "scan_voxel_scale", "corrected_target",
     "ScalingResult", "scale_amplitudes",
     "difference_map", "vector_difference", "real_space_difference",
     "Peak", "PeakTable", "find_peaks", "write_mtz",
-    "VoxscaleError", "MapFormatError", "ModelFormatError",
+    "CompareResult", "compare",
+    "VoxscaleError", "MapFormatError", "ModelFormatError", "GridMismatchError",
+    "ResolutionRangeError", "OptionError", "InputFileError", "MissingInputError",
     "has_openmp",
 ]
 
 
 def __getattr__(name):
-    # voxscale.batch is a module (it needs dask and pandas, imported only when it is used);
-    # voxscale.batch(...) then calls it, as voxscale.batch.batch(...).
+    # voxscale.batch is a subpackage (it needs dask and pandas, imported only when a survey
+    # runs); voxscale.batch(...) then calls it, as voxscale.batch.batch(...).
     if name == "batch":
         import importlib
         return importlib.import_module(".batch", __name__)

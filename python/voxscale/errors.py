@@ -1,4 +1,14 @@
-"""Exceptions raised by voxscale."""
+"""Exceptions raised by voxscale.
+
+Every error voxscale raises on purpose is a :class:`VoxscaleError`; the command line turns
+exactly these into one line on stderr and exit status 2, so that anything else (a bug) still
+shows its traceback. Each class also derives from the built-in exception a caller would
+expect (``ValueError`` for bad values, ``OSError`` for files).
+"""
+from __future__ import annotations
+
+__all__ = ["VoxscaleError", "MapFormatError", "ModelFormatError", "GridMismatchError",
+           "ResolutionRangeError", "OptionError", "InputFileError", "MissingInputError"]
 
 
 class VoxscaleError(Exception):
@@ -19,3 +29,17 @@ class GridMismatchError(VoxscaleError, ValueError):
 
 class ResolutionRangeError(VoxscaleError, ValueError):
     """A resolution range is not 0 < d_min < d_max (d_max may be None for no limit)."""
+
+
+class OptionError(VoxscaleError, ValueError):
+    """An option or parameter value is outside its allowed range: the message names the
+    option, the value and what is allowed."""
+
+
+class InputFileError(VoxscaleError, OSError):
+    """An input file cannot be used: not a regular file (a folder, a FIFO, a device) or not
+    readable. The message names the file."""
+
+
+class MissingInputError(InputFileError, FileNotFoundError):
+    """An input file does not exist."""

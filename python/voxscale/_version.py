@@ -1,0 +1,2 @@
+"""The version of voxscale."""
+__version__ = "0.1.0"

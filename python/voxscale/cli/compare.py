@@ -1,0 +1,115 @@
+"""``voxscale compare REF TARGET``: the whole comparison, written into one folder."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from ..errors import VoxscaleError
+from ..fit.scan import ScanOptions
+from ..pipeline.compare import compare_files
+from ..pipeline.memory import check_memory
+from ..pipeline.output import OutputDir
+from ..pipeline.report import OUTPUT_FILES, write_outputs
+from ..reciprocal.shells import check_resolution_range
+from .options import (add_common_options, add_pair_arguments, add_resolution_argument,
+                      add_scan_arguments, scan_options)
+from .progress import ProgressBar
+
+__all__ = ["add_parser", "run", "run_compare"]
+
+
+def add_parser(subparsers) -> None:
+    """Register the sub-command."""
+    p = subparsers.add_parser(
+        "compare", help="the whole comparison: scan, correction, scaling, differences, "
+                        "peaks, report",
+        description="Find and correct the voxel-scale error of TARGET against REF, compare "
+                    "amplitudes by resolution before and after, compute difference maps and "
+                    "their peaks, and write report.html, summary.json and the maps into --out.")
+    add_pair_arguments(p)
+    add_scan_arguments(p)
+    add_resolution_argument(p, "all low-resolution terms to where the FSC of the reference "
+                               "and the corrected target falls below 0.143")
+    p.add_argument("--sigma", type=float, default=4.0, help="peak threshold (default 4)")
+    add_common_options(p, max_memory=True, force_help="write into an existing folder")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison; 0."""
+    run_compare(args.ref, args.target, args.out, ref_model_path=args.ref_model,
+                target_model_path=args.target_model, resolution=args.resolution,
+                threads=args.threads, sigma=args.sigma, scan=scan_options(args),
+                force=args.force, quiet=args.quiet, max_memory=args.max_memory)
+    return 0
+
+
+def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_model_path=None,
+                resolution=None, threads: int = 0, sigma: float = 4.0,
+                scan: Optional[ScanOptions] = None, force: bool = False, quiet: bool = False,
+                extra: Optional[dict] = None, inputs: Optional[dict] = None,
+                max_memory=None) -> dict:
+    """Run ``voxscale compare`` on files and write every output into ``out_dir``.
+
+    Parameters
+    ----------
+    ref_path, target_path : str or os.PathLike
+        Maps.
+    out_dir : str or os.PathLike
+        Output folder; refused if it exists, unless ``force``.
+    ref_model_path, target_model_path : str, optional
+        Models.
+    resolution : (float or None, float), optional
+        (d_max, d_min) in Å.
+    threads : int, optional
+    sigma : float, optional
+        Peak threshold.
+    scan : ScanOptions, optional
+        Options of the scan.
+    force, quiet : bool, optional
+    extra : dict, optional
+        More keys for summary.json.
+    inputs : dict, optional
+        Override what is recorded as the inputs.
+    max_memory : int or str, optional
+        Refuse to start above this estimated memory (default 80 % of what is available).
+
+    Returns
+    -------
+    dict
+        The summary written to summary.json.
+    """
+    if Path(out_dir).exists() and not force:
+        raise VoxscaleError(f"{out_dir} exists; use --force to write into it")
+    out = OutputDir(out_dir, OUTPUT_FILES + ["compare.log"], force=force)
+    d_max, d_min = check_resolution_range(*resolution) if resolution else (None, None)
+    check_memory("compare", ref_path, target_path, limit=max_memory)
+    lines = []
+    bar = ProgressBar("voxel-scale scan", enabled=not quiet)
+
+    def log(line):
+        bar.close()  # the scan has finished when the first step is logged
+        lines.append(line)
+        if not quiet:
+            print(f"  {line}", file=sys.stderr)
+
+    try:
+        result = compare_files(ref_path, target_path, ref_model_path=ref_model_path,
+                               target_model_path=target_model_path, inputs=inputs,
+                               d_max=d_max, d_min=d_min, sigma=sigma, scan_options=scan,
+                               nthreads=threads, progress=bar, log=log)
+    finally:
+        bar.close()
+    result.parameters["threads"] = threads
+    out.create()
+    summary = write_outputs(result, out, extra=extra)
+    v = summary["voxel_scale"]
+    lines.append(f"voxel-scale factor {v['best_scale']:.5f} ± {v['uncertainty']:.5f} "
+                 f"({v['percent']:+.3f} %); R {summary['amplitude_difference']['before']:.1f} % "
+                 f"-> {summary['amplitude_difference']['after']:.1f} %")
+    out.write_text("compare.log", "\n".join(lines) + "\n")
+    if not quiet:
+        print(f"{lines[-1]}; report: {out / 'report.html'}")
+    return summary

@@ -1,0 +1,604 @@
+"""The voxel-scale scan (docs/method.md §1 step 2): correlation against a trial voxel-size factor.
+
+For each trial factor s the target's voxel size becomes s·v (about its box centre) and the
+target is re-fitted rigidly into the reference, warm-started from the nearest factor already
+fitted (:class:`ScaleSweep`); the correlation curve peaks at the relative voxel-scale
+correction. The scan runs coarse to fine: the whole range at a coarse step, then the requested
+step around the coarse maximum; every factor evaluated is reported in the curve. The maximum
+is refined below the step by parabolas through the top points (see :func:`refine_peak`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from ..errors import OptionError, VoxscaleError
+from ..maps.map import Map
+from ..maps.models import check_model_in_map
+from ..maps.interpolation import resample
+from ..threads import resolve_threads
+from .placement import Placement, place_by_maps, superpose_models
+from .points import FitPoints, fit_points
+from .rigid import FitResult, ReferenceGrid, TransformSummary, rigid_fit
+
+__all__ = ["ScanOptions", "ScanResult", "ScaleSweep", "scan_voxel_scale", "refine_peak",
+           "peak_of_curve", "factor_grid", "corrected_target", "Progress", "MAX_FACTORS"]
+
+#: ``progress(done, total, message)``: the one progress callback of voxscale's long steps.
+Progress = Callable[[int, int, str], None]
+
+#: A scan evaluates at most this many factors (each is a rigid refit).
+MAX_FACTORS = 5000
+
+
+def factor_grid(scale_range, step: float) -> np.ndarray:
+    """The factors 1 + k·step (k whole) within a range that contains 1.
+
+    Parameters
+    ----------
+    scale_range : (float, float)
+    step : float
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    lo, hi = scale_range
+    n_lo = int(np.floor((1 - lo) / step + 1e-9))
+    n_hi = int(np.floor((hi - 1) / step + 1e-9))
+    return 1.0 + step * np.arange(-n_lo, n_hi + 1)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Options of the voxel-scale scan (:func:`scan_voxel_scale`).
+
+    Attributes
+    ----------
+    scale_range : (float, float)
+        Factors of the default scan, (0.95, 1.05); must contain 1.
+    step : float
+        Finest step of the default scan (0.002). The scan samples the whole range at
+        max(step, 0.01), then ``step`` around the coarse maximum.
+    scales : tuple of float or None
+        Explicit trial factors instead of the default scan.
+    contour : float or None
+        Target contour level for the fit points. Default: the target's molecular envelope,
+        where the target low-passed to 15 Å exceeds its mean + 1σ (see
+        :func:`voxscale.fit.fit_points`).
+    max_points : int
+        At most this many fit points (an even subset of those selected; 0 for all).
+    order : {1, 3}
+        Interpolation of the reference: 3 (cubic B-spline, default) or 1 (trilinear).
+    anisotropic : bool
+        After the isotropic scan, refine a symmetric 3x3 scale matrix (see
+        :func:`voxscale.fit.anisotropic.refine_anisotropic_scale`).
+
+    Raises
+    ------
+    OptionError
+        When a value is out of range (checked on construction); the message names it.
+    """
+
+    scale_range: Tuple[float, float] = (0.95, 1.05)
+    step: float = 0.002
+    scales: Optional[Tuple[float, ...]] = None
+    contour: Optional[float] = None
+    max_points: int = 80000
+    order: int = 3
+    anisotropic: bool = False
+
+    def __post_init__(self):
+        lo, hi = (float(v) for v in self.scale_range)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise OptionError(f"scale range {lo:g} {hi:g} must be finite")
+        if not 0 < lo < 1 < hi:
+            raise OptionError(f"scale range {lo:g} {hi:g} must be positive and contain 1")
+        step = float(self.step)
+        if not (np.isfinite(step) and 0 < step < hi - lo):
+            raise OptionError(f"step {step:g} must be positive and smaller than the scale "
+                              f"range ({hi - lo:g})")
+        object.__setattr__(self, "scale_range", (lo, hi))
+        object.__setattr__(self, "step", step)
+        if self.scales is not None:
+            scales = np.unique(np.asarray(self.scales, dtype=np.float64).ravel())
+            if not len(scales) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+                raise OptionError("trial scales must be positive and finite")
+            if len(scales) > MAX_FACTORS:
+                raise OptionError(f"{len(scales)} trial scales are more than the "
+                                  f"{MAX_FACTORS} a scan may refit")
+            object.__setattr__(self, "scales", tuple(float(x) for x in scales))
+        elif self.n_factors > MAX_FACTORS:
+            raise OptionError(f"step {step:g} over the range {lo:g}-{hi:g} means about "
+                              f"{self.n_factors} refits, more than {MAX_FACTORS}: use a "
+                              "larger step")
+        if self.contour is not None and not np.isfinite(float(self.contour)):
+            raise OptionError(f"contour must be a finite density level, got {self.contour!r}")
+        if isinstance(self.max_points, bool) or int(self.max_points) != self.max_points \
+                or self.max_points < 0:
+            raise OptionError(f"max_points must be a whole number >= 0, got "
+                              f"{self.max_points!r}")
+        if self.order not in (1, 3):
+            raise OptionError(f"order must be 1 (trilinear) or 3 (cubic B-spline), got "
+                              f"{self.order!r}")
+
+    @property
+    def coarse_step(self) -> float:
+        """float : Step of the first, whole-range pass."""
+        return max(self.step, 0.01)
+
+    @property
+    def n_factors(self) -> int:
+        """int : About how many factors the scan refits."""
+        if self.scales is not None:
+            return len(self.scales)
+        lo, hi = self.scale_range
+        return int((hi - lo) / self.coarse_step) + 2 * int(round(self.coarse_step / self.step)) + 2
+
+    def coarse_factors(self) -> np.ndarray:
+        """numpy.ndarray : The factors of the whole-range pass, 1 included."""
+        return factor_grid(self.scale_range, self.coarse_step)
+
+    def replace(self, **changes) -> "ScanOptions":
+        """A copy with some fields changed (validated again).
+
+        Raises
+        ------
+        OptionError
+            For a name that is not a scan option.
+        """
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise OptionError(f"unknown scan option(s) {', '.join(unknown)}; the options are "
+                              + ", ".join(f.name for f in dataclasses.fields(self)))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """dict : The options as plain values."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ScanResult(TransformSummary):
+    """Outcome of :func:`scan_voxel_scale`.
+
+    Attributes
+    ----------
+    best_scale : float
+        Voxel-scale factor s at the correlation maximum: the target's corrected voxel size is
+        s × its header value.
+    uncertainty : float
+        Estimated standard uncertainty of ``best_scale``.
+    scales, cc : numpy.ndarray
+        Every factor evaluated (sorted) and its correlation after refitting.
+    transform : numpy.ndarray, shape (4, 4)
+        Rigid fit at ``best_scale``: x_ref = R·x + t for target coordinates scaled by
+        ``best_scale`` about the target's box centre.
+    cc_at_unit : float
+        Correlation at s = 1 (after refitting), the uncorrected fit.
+    cc_best : float
+        Correlation at ``best_scale``.
+    placement : Placement
+        The initial placement used.
+    contour : float
+        Level that selected the fit points (on the target smoothed to 15 Å by default, see
+        :func:`voxscale.fit.fit_points`).
+    n_points : int
+        Number of fit points.
+    seconds : float
+        Wall time of the scan, placement included.
+    target_center : numpy.ndarray, shape (3,)
+        The target's box centre (Å), about which the factor acts.
+    anisotropic : dict or None
+        Result of the anisotropic refinement when requested.
+    options : ScanOptions
+        The options of the scan.
+    fits : dict
+        The rigid fit at every factor evaluated (:class:`voxscale.fit.FitResult`).
+    """
+
+    best_scale: float
+    uncertainty: float
+    scales: np.ndarray
+    cc: np.ndarray
+    transform: np.ndarray
+    cc_at_unit: float
+    cc_best: float
+    placement: Placement
+    contour: float
+    n_points: int
+    seconds: float
+    target_center: np.ndarray = None
+    anisotropic: Optional[dict] = None
+    options: ScanOptions = field(default_factory=ScanOptions)
+    fits: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def percent(self) -> float:
+        """float : Relative voxel-size correction 100·(best_scale − 1) in %."""
+        return 100.0 * (self.best_scale - 1.0)
+
+    @property
+    def unit_transform(self) -> np.ndarray:
+        """numpy.ndarray : The rigid fit at s = 1 (the uncorrected target's placement)."""
+        unit = self.fits.get(1.0)
+        return self.transform if unit is None else unit.transform
+
+    def to_dict(self) -> dict:
+        """The machine-readable summary (the keys of ``scan.json``).
+
+        Returns
+        -------
+        dict
+        """
+        out = {
+            "best_scale": self.best_scale,
+            "uncertainty": self.uncertainty,
+            "percent": self.percent,
+            "scales": self.scales,
+            "cc": self.cc,
+            "cc_at_unit": self.cc_at_unit,
+            "cc_best": self.cc_best,
+            "transform": self.transform,
+            "rotation_deg": self.rotation_deg,
+            "shift_A": self.shift_A,
+            "seconds": self.seconds,
+            "n_points": self.n_points,
+            "contour": self.contour,
+            "placement": {"method": self.placement.method, "n_pairs": self.placement.n_pairs,
+                          "rmsd_A": self.placement.rmsd, "cc": self.placement.cc},
+        }
+        if self.anisotropic is not None:
+            out["anisotropic"] = {k: self.anisotropic[k] for k in (
+                "scale_matrix", "principal_scales", "principal_axes", "isotropic_equivalent",
+                "transform", "cc", "cc_isotropic")}
+        return out
+
+
+def _key(s: float) -> float:
+    return round(float(s), 12)
+
+
+class ScaleSweep:
+    """Rigid refits of a point set scaled by trial factors, each warm-started from the
+    nearest factor already fitted.
+
+    The points are scaled about ``points.center``; the start of each refit is the nearest
+    fitted factor's transform with the translation corrected for the move of the points'
+    centroid between the two factors, so every refit starts within a few hundredths of an Å.
+    This is the sweep of the voxel-scale scan and of the absolute-scale curve.
+
+    Parameters
+    ----------
+    grid : ReferenceGrid
+        What the points are fitted into.
+    points : FitPoints
+        The points (unscaled), their values and the centre the factors act about.
+    start : array_like, shape (4, 4)
+        Placement of the first factor fitted.
+    require_inside : str, optional
+        If given, a refit with points outside the grid raises VoxscaleError with this hint.
+    nthreads : int
+        Threads (already resolved).
+    """
+
+    def __init__(self, grid: ReferenceGrid, points: FitPoints, start, *, nthreads: int,
+                 require_inside: Optional[str] = None):
+        self.grid, self.points, self.nthreads = grid, points, nthreads
+        self.start = np.asarray(start, dtype=np.float64)
+        self.require_inside = require_inside
+        self.fits: dict = {}
+        self._centroid = points.xyz.mean(axis=0)
+
+    def __contains__(self, s) -> bool:
+        return _key(s) in self.fits
+
+    def fit(self, s: float) -> FitResult:
+        """Refit at factor ``s`` (or return the fit already made there)."""
+        s = float(s)
+        if s in self:
+            return self.fits[_key(s)]
+        if self.fits:
+            base_s = min(self.fits, key=lambda k: abs(k - s))
+            base, first_step = self.fits[base_s].transform, 0.05
+        else:
+            base_s, base, first_step = s, self.start, 0.5
+        start = base.copy()
+        start[:3, 3] -= base[:3, :3] @ ((s - base_s) * (self._centroid - self.points.center))
+        result = rigid_fit(self.grid, self.points.scaled(s), self.points.values, start,
+                           first_step=first_step, nthreads=self.nthreads)
+        if self.require_inside and result.n_inside < result.n_points:
+            raise VoxscaleError(f"at factor {s:.4f} {result.n_points - result.n_inside} points "
+                                f"left the box; {self.require_inside}")
+        self.fits[_key(s)] = result
+        return result
+
+    def run(self, scales, *, progress: Optional[Progress] = None, done: int = 0,
+            total: Optional[int] = None) -> None:
+        """Refit at every factor, going outwards from the one nearest an earlier fit (or 1)."""
+        scales = np.sort(np.asarray(scales, dtype=np.float64))
+        if not len(scales):
+            return
+        anchor = min(self.fits, key=lambda k: abs(k - 1.0)) if self.fits else 1.0
+        pivot = int(np.argmin(np.abs(scales - anchor)))
+        order = list(range(pivot, len(scales))) + list(range(pivot - 1, -1, -1))
+        total = len(scales) + done if total is None else total
+        for count, i in enumerate(order, start=1):
+            result = self.fit(scales[i])
+            if progress is not None:
+                progress(done + count, total, f"s = {scales[i]:.4f}  cc = {result.cc:.5f}")
+
+    def curve(self):
+        """(factors, correlations), sorted by factor.
+
+        Returns
+        -------
+        scales, cc : numpy.ndarray
+        """
+        keys = np.array(sorted(self.fits))
+        return keys, np.array([self.fits[k].cc for k in keys])
+
+
+def _scan_options(options: Optional[ScanOptions], overrides: dict) -> ScanOptions:
+    if options is None:
+        options = ScanOptions()
+    elif not isinstance(options, ScanOptions):
+        raise OptionError(f"options must be a ScanOptions, got {type(options).__name__}")
+    return options.replace(**overrides) if overrides else options
+
+
+def _checked_transform(transform, name: str) -> np.ndarray:
+    t = np.asarray(transform, dtype=np.float64)
+    if t.shape != (4, 4) or not np.all(np.isfinite(t)) or not np.allclose(t[3], (0, 0, 0, 1)):
+        raise OptionError(f"{name} must be a finite 4x4 matrix with last row (0, 0, 0, 1), "
+                          f"got shape {t.shape}")
+    return t
+
+
+def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *,
+                     options: Optional[ScanOptions] = None, initial_transform=None,
+                     reference_grid: Optional[ReferenceGrid] = None, nthreads: int = 0,
+                     progress: Optional[Progress] = None, **option_changes) -> ScanResult:
+    """Find the relative voxel-scale factor of a target map against a reference map.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Reference and target maps (any boxes, voxel sizes and origins).
+    ref_model, target_model : gemmi.Structure, optional
+        Models of the two maps; with both, the initial placement superposes their Cα atoms.
+        Without them the placement is map-only (:func:`voxscale.fit.place_by_maps`).
+    options : ScanOptions, optional
+        Range, step, contour, interpolation, anisotropic refinement (default
+        ``ScanOptions()``).
+    initial_transform : array_like, shape (4, 4), optional
+        Start from this placement (x_ref = R·x_tgt + t) instead of models or a map search.
+    reference_grid : ReferenceGrid, optional
+        ``ReferenceGrid(ref, order=options.order)`` if the caller has it already (its spline
+        coefficients are then not computed again).
+    nthreads : int, optional
+        Threads (0 = all available).
+    progress : callable, optional
+        ``progress(done, total, message)`` after each factor.
+    **option_changes
+        Fields of :class:`ScanOptions` to change, e.g. ``step=0.001``.
+
+    Returns
+    -------
+    ScanResult
+
+    Raises
+    ------
+    OptionError
+        For an option out of range (the message names it).
+    VoxscaleError
+        If the target has too few points above its contour or does not overlap the reference.
+
+    Examples
+    --------
+    >>> opts = ScanOptions(scale_range=(0.97, 1.03), step=0.001)
+    >>> opts.coarse_factors().round(2).tolist()
+    [0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03]
+    """
+    start_time = time.perf_counter()
+    nthreads = resolve_threads(nthreads)
+    opts = _scan_options(options, option_changes)
+    if not float(np.std(ref.data, dtype=np.float64)) > 0:
+        raise VoxscaleError("the reference map is constant: there is nothing to fit into")
+    for model, density, name in ((ref_model, ref, "reference"), (target_model, target, "target")):
+        if model is not None:
+            check_model_in_map(model, density, what=f"the {name} model",
+                               where=f"the {name} map")
+    pts = fit_points(target, opts.contour, max_points=opts.max_points, nthreads=nthreads)
+    if reference_grid is not None and (reference_grid.map is not ref
+                                       or reference_grid.order != opts.order):
+        raise OptionError("reference_grid must be ReferenceGrid(ref, order=options.order)")
+    grid = reference_grid or ReferenceGrid(ref, order=opts.order, nthreads=nthreads)
+    if initial_transform is not None:
+        placement = Placement(_checked_transform(initial_transform, "initial_transform"),
+                              "given")
+    elif ref_model is not None and target_model is not None:
+        placement = superpose_models(ref_model, target_model)
+    else:
+        placement = place_by_maps(ref, target, contour=opts.contour,
+                                  reference_grid=grid if grid.order == 3 else None,
+                                  nthreads=nthreads)
+    sweep = ScaleSweep(grid, pts, placement.transform, nthreads=nthreads)
+    unit = sweep.fit(1.0)
+    if opts.scales is not None:
+        sweep.run(opts.scales, progress=progress)
+        finest = None
+    else:
+        coarse = opts.coarse_factors()
+        fine_half = int(round(opts.coarse_step / opts.step))
+        total = len(coarse) + 2 * fine_half - 1  # the fine grid shares about 3 coarse points
+        sweep.run(coarse, progress=progress, total=total)
+        keys, cc = sweep.curve()
+        best_coarse = keys[int(np.argmax(cc))]
+        lo, hi = opts.scale_range
+        fine = best_coarse + opts.step * np.arange(-fine_half, fine_half + 1)
+        fine = np.array([x for x in fine if lo - 1e-12 <= x <= hi + 1e-12 and x not in sweep])
+        sweep.run(fine, progress=progress, done=len(coarse), total=len(coarse) + len(fine))
+        finest = opts.step
+    keys, cc = sweep.curve()
+    best, uncertainty = peak_of_curve(keys, cc, finest)
+    uncertainty = float(np.hypot(uncertainty, _subset_spread(grid, pts, sweep.fits, keys, cc)))
+    final = sweep.fit(best)
+    keys, cc = sweep.curve()
+    result = ScanResult(best_scale=best, uncertainty=uncertainty, scales=keys, cc=cc,
+                        transform=final.transform, cc_at_unit=unit.cc, cc_best=final.cc,
+                        placement=placement, contour=pts.contour, n_points=len(pts),
+                        seconds=0.0, target_center=pts.center.copy(), options=opts,
+                        fits=sweep.fits)
+    if opts.anisotropic:
+        from .anisotropic import refine_anisotropic_scale
+        result.anisotropic = refine_anisotropic_scale(grid, pts, best, final.transform,
+                                                      nthreads=nthreads)
+    result.seconds = time.perf_counter() - start_time
+    return result
+
+
+def peak_of_curve(scales, cc, step: Optional[float] = None):
+    """:func:`refine_peak` on the samples within 3.5 ``step`` of the maximum (all if None).
+
+    Parameters
+    ----------
+    scales, cc : array_like
+        Sorted factors and their correlations.
+    step : float, optional
+        The finest step of the curve.
+
+    Returns
+    -------
+    best : float
+    uncertainty : float
+    """
+    scales = np.asarray(scales, dtype=np.float64)
+    cc = np.asarray(cc, dtype=np.float64)
+    if step is None:
+        return refine_peak(scales, cc)
+    i = int(np.argmax(cc))
+    near = np.abs(scales - scales[i]) <= 3.5 * step
+    return refine_peak(scales[near], cc[near])
+
+
+def refine_peak(scales, cc, *, n_points: int = 5):
+    """Sub-step maximum of a sampled correlation curve.
+
+    A parabola is fitted by least squares through the ``n_points`` samples around the largest
+    one; its vertex is the estimate. The uncertainty combines the vertex's standard error
+    from the fit residuals with the spread of the vertices of 3-, 5- and 7-point parabolas
+    (how much the answer depends on the parabola model).
+
+    Parameters
+    ----------
+    scales, cc : array_like
+        Sorted, equally or unequally spaced samples.
+    n_points : int, optional
+        Points in the main fit (default 5).
+
+    Returns
+    -------
+    best : float
+    uncertainty : float
+    """
+    s = np.asarray(scales, dtype=np.float64)
+    c = np.asarray(cc, dtype=np.float64)
+    i = int(np.nanargmax(c))
+
+    def vertex(k):
+        lo = max(0, min(i - k // 2, len(s) - k))
+        xs, ys = s[lo:lo + k], c[lo:lo + k]
+        if len(xs) < 3:
+            return s[i], np.inf
+        x0 = xs.mean()
+        design = np.stack([(xs - x0) ** 2, xs - x0, np.ones_like(xs)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
+        a, b = coef[0], coef[1]
+        if not a < 0:
+            return s[i], np.inf
+        v = x0 - b / (2 * a)
+        dof = len(xs) - 3
+        if dof > 0:
+            resid = ys - design @ coef
+            cov = np.linalg.inv(design.T @ design) * (resid @ resid) / dof
+            jac = np.array([b / (2 * a * a), -1 / (2 * a), 0.0])
+            se = float(np.sqrt(max(jac @ cov @ jac, 0.0)))
+        else:
+            se = 0.0
+        if not xs[0] <= v <= xs[-1]:  # the vertex left the fitted span: keep the sample
+            return s[i], np.inf
+        return float(v), se
+
+    best, se = vertex(n_points)
+    others = [vertex(k)[0] for k in (3, 7) if k != n_points]
+    spread = float(np.std([best] + others)) if others else 0.0
+    if not np.isfinite(se):
+        step = float(np.median(np.diff(s))) if len(s) > 1 else 0.0
+        return float(best), step
+    return float(best), float(np.hypot(se, spread))
+
+
+def corrected_target(ref: Map, target: Map, result: ScanResult, *, order: int = 3,
+                     anisotropic: bool = True, coefficients=None, nthreads: int = 0) -> Map:
+    """The target with its voxel size corrected, fitted and resampled onto the reference grid.
+
+    Parameters
+    ----------
+    ref, target : Map
+        The maps given to the scan.
+    result : ScanResult
+        The scan's result.
+    order : {1, 3}, optional
+        Interpolation (default 3, cubic B-spline).
+    anisotropic : bool, optional
+        Use the anisotropic scale matrix when the scan refined one (default True).
+    coefficients : numpy.ndarray, optional
+        The target's spline coefficients, if the caller has them (see
+        :func:`voxscale.resample`).
+    nthreads : int, optional
+        Threads (0 = all available).
+
+    Returns
+    -------
+    Map
+        On the reference grid (shape, voxel size, origin), 0 outside the target's box.
+    """
+    nthreads = resolve_threads(nthreads)
+    if anisotropic and result.anisotropic is not None:
+        transform, scale = result.anisotropic["transform"], result.anisotropic["scale_matrix"]
+    else:
+        transform, scale = result.transform, result.best_scale
+    return resample(target, ref, transform, scale, order=order, coefficients=coefficients,
+                    nthreads=nthreads)
+
+
+def _subset_spread(grid, pts: FitPoints, fits: dict, keys, cc, n_subsets: int = 4) -> float:
+    """Standard error of the peak from its scatter over interleaved subsets of the fit points.
+
+    Each subset is scored at the fitted transforms of the factors around the maximum (no
+    refit), its own peak is refined, and the spread of the subset peaks divided by
+    sqrt(n_subsets) estimates how much the noise in the maps moves the answer.
+    """
+    i = int(np.argmax(cc))
+    near = keys[max(0, i - 3): i + 4]
+    if len(near) < 3 or len(pts) < 40 * n_subsets:
+        return 0.0
+    peaks = []
+    for j in range(n_subsets):
+        sub = slice(j, None, n_subsets)
+        xyz = np.ascontiguousarray(pts.xyz[sub])
+        values = np.ascontiguousarray(pts.values[sub] - pts.values[sub].mean())
+        sub_pts = FitPoints(xyz, values, pts.center, pts.contour)
+        sub_cc = []
+        for s in near:
+            t = fits[float(s)].transform
+            p = sub_pts.scaled(float(s))
+            c = p.mean(axis=0)
+            sub_cc.append(grid.score(p, values, t[:3, :3], t[:3, :3] @ c + t[:3, 3] - c, c)[0])
+        peaks.append(refine_peak(near, np.array(sub_cc))[0])
+    return float(np.std(peaks, ddof=1) / np.sqrt(n_subsets))

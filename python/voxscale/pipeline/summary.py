@@ -1,0 +1,129 @@
+"""summary.json: every number of a comparison, and the row of a survey's results table.
+
+``voxscale compare`` writes :func:`summary` as ``summary.json`` and builds its report from it;
+each task of ``voxscale batch`` makes the same summary and keeps :func:`survey_row` of it.
+"""
+from __future__ import annotations
+
+import platform
+from typing import Optional
+
+import numpy as np
+
+from .._version import __version__
+from ..reciprocal.scaling import WILSON_R_ACENTRIC
+from .compare import CompareResult, scale_error_matters
+
+__all__ = ["summary", "survey_row", "SURVEY_COLUMNS"]
+
+#: The numbers of a comparison kept by a survey (columns of ``results.csv``).
+SURVEY_COLUMNS = ("best_scale", "uncertainty", "percent", "cc_before", "cc_after", "r_before",
+                  "r_after", "d_max", "d_min")
+
+
+def _outer_radius(result: CompareResult) -> float:
+    """90th percentile of the distance of the target's fit points from its box centre (Å)."""
+    data = result.corrected.data
+    level = result.scan.contour
+    iz, iy, ix = np.nonzero(data > level)
+    if not len(ix):
+        return float(np.linalg.norm(result.corrected.cell) / 4)
+    xyz = result.corrected.origin + np.stack([ix, iy, iz], axis=1) * result.corrected.voxel_size
+    return float(np.percentile(np.linalg.norm(xyz - xyz.mean(axis=0), axis=1), 90))
+
+
+def summary(result: CompareResult, *, inputs: Optional[dict] = None,
+            parameters: Optional[dict] = None) -> dict:
+    """Every number of a comparison, machine-readable (the content of summary.json).
+
+    Parameters
+    ----------
+    result : CompareResult
+    inputs, parameters : dict, optional
+        What was compared and the options of the run (default those of ``result``).
+
+    Returns
+    -------
+    dict
+        Keys ``voxel_scale``, ``resolution``, ``amplitude_difference``, ``difference_map``,
+        ``peaks``, ``timings``, ``inputs``, ``parameters``, ``versions`` and, with two models,
+        ``expansion``. Without a difference map (a survey), ``difference_map`` is None and
+        ``peaks`` is empty.
+    """
+    inputs = result.inputs if inputs is None else inputs
+    parameters = result.parameters if parameters is None else parameters
+    scan = result.scan
+    radius = _outer_radius(result)
+    matters, shift = scale_error_matters(scan, result.d_min, radius)
+    peaks = []
+    for p in result.peaks or ():
+        ref_atom = p.nearest.get("ref") or p.nearest.get("target")
+        peaks.append({
+            "x": p.x, "y": p.y, "z": p.z, "height_sigma": p.height_sigma,
+            "volume_A3": p.volume_A3,
+            "chain": None if ref_atom is None else ref_atom["chain"],
+            "residue_name": None if ref_atom is None else ref_atom["residue_name"],
+            "residue_number": None if ref_atom is None else ref_atom["residue_number"],
+            "atom": None if ref_atom is None else ref_atom["atom"],
+            "distance": None if ref_atom is None else ref_atom["distance"],
+            "ref": p.nearest.get("ref"), "target": p.nearest.get("target"),
+        })
+    out = {
+        "voxel_scale": {
+            "best_scale": scan.best_scale, "uncertainty": scan.uncertainty,
+            "percent": scan.percent, "percent_uncertainty": 100 * scan.uncertainty,
+            "cc_at_unit": scan.cc_at_unit, "cc_best": scan.cc_best,
+            "scales": scan.scales, "cc": scan.cc, "transform": scan.transform,
+            "rotation_deg": scan.rotation_deg, "shift_A": scan.shift_A,
+            "n_points": scan.n_points, "contour": scan.contour,
+            "placement": {"method": scan.placement.method, "n_pairs": scan.placement.n_pairs,
+                          "rmsd_A": scan.placement.rmsd},
+            "matters": matters, "outer_radius_A": radius, "displacement_at_outer_radius_A": shift,
+        },
+        "resolution": {"d_max": result.d_max, "d_min": result.d_min},
+        "amplitude_difference": {
+            "before": result.before.r_overall,
+            "after": result.after.r_overall,
+            "unrelated_limit": 100 * WILSON_R_ACENTRIC,
+            "scaling_before": _scaling_dict(result.before),
+            "scaling_after": _scaling_dict(result.after),
+        },
+        "difference_map": None if result.difference is None else {
+            "sigma": result.difference.sigma,
+            "peak_threshold_sigma": parameters.get("sigma", 4.0)},
+        "peaks": peaks,
+        "timings": dict(result.timings),
+        "inputs": inputs,
+        "parameters": parameters,
+        "versions": {"voxscale": __version__, "python": platform.python_version(),
+                     "numpy": np.__version__},
+    }
+    if result.expansion is not None:
+        out["expansion"] = result.expansion.to_dict()
+    return out
+
+
+def _scaling_dict(s) -> dict:
+    return {"k": s.k, "B": s.B, "model": s.model, "r_overall": s.r_overall,
+            "r_overall_unscaled": s.r_overall_before, "shells": s.shells}
+
+
+def survey_row(s: dict) -> dict:
+    """The survey's numbers of a summary (see :data:`SURVEY_COLUMNS`).
+
+    Parameters
+    ----------
+    s : dict
+        From :func:`summary`.
+
+    Returns
+    -------
+    dict
+        Plain floats (``d_max`` None for no low-resolution limit).
+    """
+    v, a, r = s["voxel_scale"], s["amplitude_difference"], s["resolution"]
+    row = {"best_scale": v["best_scale"], "uncertainty": v["uncertainty"],
+           "percent": v["percent"], "cc_before": v["cc_at_unit"], "cc_after": v["cc_best"],
+           "r_before": a["before"], "r_after": a["after"], "d_max": r["d_max"],
+           "d_min": r["d_min"]}
+    return {k: None if val is None else float(val) for k, val in row.items()}

@@ -1,0 +1,351 @@
+"""Difference maps (DESIGN.md §1 steps 6 and 8).
+
+The vector difference ΔF = F_tgt'·exp(iφ_tgt) − F_ref·exp(iφ_ref) is formed within
+[d_max, d_min] after the target's amplitudes were put on the reference's scale
+(:mod:`voxscale.scaling`), and transformed back onto the reference grid; the result is in units
+of its standard deviation σ over the whole box, or over a mask when one is given. The sign is
+target − reference: positive density is more in the target.
+
+The real-space difference (both maps normalised to equal σ, optionally low-passed to a common
+resolution first) is offered for comparison; it is misleading when the resolutions or B
+factors of the maps differ, which is what the scaling removes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import GridMismatchError, VoxscaleError
+from ..maps.map import Map
+from ..threads import resolve_threads
+from .scaling import ScalingResult, scale_arrays
+from .shells import (D_MIN_TOLERANCE, check_resolution_range, shell_edges, shell_index,
+                     shell_sums)
+from .transform import (half_grid_frequencies, half_transform, low_pass,
+                        map_from_half_transform, resolution_mask, structure_factors)
+
+__all__ = ["DifferenceResult", "difference_map", "vector_difference", "compare_amplitudes",
+           "real_space_difference",
+           "default_d_min", "check_same_grid", "estimate_resolution"]
+
+
+def default_d_min(map: Map) -> float:
+    """Nyquist resolution of a map: 2 × its largest voxel size, in Å.
+
+    Parameters
+    ----------
+    map : Map
+
+    Returns
+    -------
+    float
+    """
+    return 2.0 * float(np.max(map.voxel_size))
+
+
+def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
+                        n_shells: int = 100, nthreads: int = 0) -> float:
+    """Resolution (Å) up to which two maps on one grid share signal, from their FSC.
+
+    Used as the default high-resolution limit of the comparison: beyond it the amplitudes
+    are noise (or, for maps filtered at their resolution, nothing), and R and the difference
+    map would only measure that. The FSC (not mean-subtracted, DESIGN.md §2) is computed in
+    ``n_shells`` shells equal in 1/d³ up to the Nyquist limit; the limit returned is the
+    inner edge of the last shell before the first one below ``threshold``, so that a shell
+    that straddles a sharp filter edge is left out (the Nyquist limit if no shell fails).
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid.
+    threshold : float, optional
+        FSC threshold (default 0.143).
+    n_shells : int, optional
+        Shells up to Nyquist (default 100).
+    nthreads : int, optional
+
+    Returns
+    -------
+    float
+        d in Å.
+    """
+    nthreads = resolve_threads(nthreads)
+    check_same_grid(ref, target)
+    nyquist = default_d_min(ref)
+    edges = shell_edges(None, nyquist, n_shells)
+    shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
+    sums = shell_sums(half_transform(ref, nthreads=nthreads),
+                      half_transform(target, nthreads=nthreads), shells, n_shells,
+                      nthreads=nthreads)
+    fsc = np.nan_to_num(sums.fsc, nan=0.0)
+    below = np.flatnonzero(fsc[1:] < threshold)  # the first shell holds the envelope
+    if not len(below):
+        return nyquist
+    last_good = below[0]  # index into shells of the shell before the first failing one
+    return float(1.0 / edges[max(last_good, 1)])
+
+
+def _triple(v, digits: int) -> tuple:
+    return tuple(np.round(np.asarray(v, dtype=np.float64), digits).tolist())
+
+
+def check_same_grid(ref: Map, target: Map) -> None:
+    """Raise GridMismatchError unless both maps share shape, voxel size and origin.
+
+    Parameters
+    ----------
+    ref, target : Map
+    """
+    if (ref.shape != target.shape or not np.allclose(ref.voxel_size, target.voxel_size,
+                                                     rtol=1e-5)
+            or not np.allclose(ref.origin, target.origin, atol=1e-3 * float(ref.voxel_size.min()))):
+        raise GridMismatchError(
+            f"the target (shape {target.shape}, voxel {_triple(target.voxel_size, 5)} Å, "
+            f"origin {_triple(target.origin, 3)} Å) is not on the reference grid (shape "
+            f"{ref.shape}, voxel {_triple(ref.voxel_size, 5)} Å, origin "
+            f"{_triple(ref.origin, 3)} Å); resample it first, e.g. with 'voxscale scan' "
+            "(target_corrected.mrc) or voxscale.resample")
+
+
+def _sigma_units(data: np.ndarray, sigma: float) -> np.ndarray:
+    """The map divided by σ; a flat map (identical inputs) stays all zero."""
+    return (data / sigma).astype(np.float32) if sigma > 0 else np.zeros_like(data)
+
+
+def _mask_array(mask, shape) -> np.ndarray:
+    arr = mask.data if isinstance(mask, Map) else np.asarray(mask)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"mask has shape {arr.shape}, the maps {tuple(shape)}")
+    arr = arr > 0.5 if arr.dtype != bool else arr
+    if not arr.any():
+        raise ValueError("the mask is empty")
+    return arr
+
+
+@dataclass
+class DifferenceResult:
+    """A vector-difference map with the scaling it used.
+
+    Attributes
+    ----------
+    map : Map
+        Difference target − reference in σ units.
+    scaling : ScalingResult
+        Amplitude scaling of the target onto the reference.
+    sigma : float
+        The σ (in the maps' density units) that the map was divided by; 0 when the maps do
+        not differ in the range (the map is then all zero).
+    f_ref, f_tgt_scaled : numpy.ndarray of complex64
+        Half-transforms of the reference and of the scaled target (for MTZ output).
+    """
+
+    map: Map
+    scaling: ScalingResult
+    sigma: float
+    f_ref: np.ndarray
+    f_tgt_scaled: np.ndarray
+
+    def structure_factors(self):
+        """Unique reflections to d_min of the reference and of the scaled target.
+
+        Returns
+        -------
+        sf_ref, sf_tgt : StructureFactors
+            Same reflections (for :func:`voxscale.write_mtz`).
+        """
+        template = structure_factors(self.map, self.scaling.d_min)
+        nz, ny, _ = self.map.shape
+        h, k, l = template.hkl.T
+        pick = (l % nz, k % ny, h)
+        return (replace(template, f=self.f_ref[pick], f000=0.0),
+                replace(template, f=self.f_tgt_scaled[pick], f000=0.0))
+
+    def write_mtz(self, path) -> None:
+        """Write both maps' structure factors and the difference coefficients as MTZ.
+
+        The difference (DELFWT, PHDELWT) is limited to the resolution range of the map, and
+        the phases refer to the map's absolute position (see :func:`voxscale.write_mtz`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        from ..maps.mtz import write_mtz
+        write_mtz(path, *self.structure_factors(), d_max=self.scaling.d_max)
+
+
+def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str,
+                            scaling_target: str, n_shells: int, nthreads: int):
+    """Half-transforms of both maps with the target's scaled onto the reference's, and the
+    scaling (fitted on the unique reflections in the range)."""
+    nthreads = resolve_threads(nthreads)
+    check_same_grid(ref, target)
+    d_max, d_min = check_resolution_range(d_max, d_min)
+    for name, m in (("reference", ref), ("target", target)):
+        if not float(np.std(m.data, dtype=np.float64)) > 0:
+            raise VoxscaleError(f"the {name} map is constant: it has no structure factors to "
+                                "compare")
+    f_ref = half_transform(ref, nthreads=nthreads)
+    f_tgt = half_transform(target, nthreads=nthreads)
+    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
+    unique = shell_index(ref.shape, ref.cell,
+                         np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
+    flat = np.flatnonzero(unique.ravel() >= 0)
+    del unique
+    iz, iy, ix = np.unravel_index(flat, f_ref.shape)
+    sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
+    s_vec = np.stack([sx.ravel()[ix], sy.ravel()[iy], sz.ravel()[iz]], axis=1)
+    del iz, iy, ix
+    result = scale_arrays(f_ref.ravel()[flat], f_tgt.ravel()[flat], s_vec, d_max=d_max,
+                          d_min=d_min, model=scaling, target=scaling_target, n_shells=n_shells,
+                          nthreads=nthreads)
+    del flat, s_vec
+    # k·exp(−¼ sᵀBs) over the half-grid, in float32 and in place to keep memory low.
+    b = result.b_tensor.astype(np.float32)
+    sx, sy, sz = (a.astype(np.float32) for a in (sx, sy, sz))
+    quad = (b[2, 2] * sz * sz + b[1, 1] * sy * sy + 2 * b[1, 2] * sy * sz) + (
+        b[0, 0] * sx * sx)
+    if b[0, 1] or b[0, 2]:
+        quad += 2 * sx * (b[0, 1] * sy + b[0, 2] * sz)
+    quad *= np.float32(-0.25)
+    np.exp(quad, out=quad)
+    quad *= np.float32(result.k)
+    f_tgt *= quad
+    return f_ref, f_tgt, result
+
+
+def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
+                       scaling: str = "isotropic", scaling_target: str = "wilson",
+                       n_shells: int = 20, nthreads: int = 0) -> ScalingResult:
+    """Amplitude scaling and per-shell statistics of two maps on one grid (no difference map).
+
+    Parameters
+    ----------
+    ref, target, d_max, d_min, scaling, scaling_target, n_shells, nthreads
+        See :func:`vector_difference`.
+
+    Returns
+    -------
+    ScalingResult
+    """
+    nthreads = resolve_threads(nthreads)
+    d_min = default_d_min(ref) if d_min is None else float(d_min)
+    return _scaled_half_transforms(ref, target, d_max, d_min, scaling=scaling,
+                                   scaling_target=scaling_target, n_shells=n_shells,
+                                   nthreads=nthreads)[2]
+
+
+def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
+                      scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
+                      n_shells: int = 20, nthreads: int = 0) -> DifferenceResult:
+    """Scale the target onto the reference by resolution and form the vector difference.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid (resample the target onto the reference first).
+    d_max, d_min : float, optional
+        Resolution range in Å (default: no low limit, and the Nyquist limit 2 × voxel).
+    scaling : {"isotropic", "anisotropic", "scale"}, optional
+        Scale model (see :func:`voxscale.scale_amplitudes`).
+    scaling_target : {"wilson", "lsq"}, optional
+        Fitting target of the scaling.
+    mask : Map or numpy.ndarray, optional
+        Region whose σ sets the units (default the whole box).
+    n_shells : int, optional
+        Shells of the statistics.
+    nthreads : int, optional
+        Threads (0 = all available).
+
+    Returns
+    -------
+    DifferenceResult
+    """
+    nthreads = resolve_threads(nthreads)
+    d_min = default_d_min(ref) if d_min is None else float(d_min)
+    f_ref, f_tgt, result = _scaled_half_transforms(
+        ref, target, d_max, d_min, scaling=scaling, scaling_target=scaling_target,
+        n_shells=n_shells, nthreads=nthreads)
+    delta = np.subtract(f_tgt, f_ref)
+    delta *= resolution_mask(ref.shape, ref.cell, d_max, d_min)
+    diff = map_from_half_transform(delta, ref, nthreads=nthreads)
+    del delta
+    region = diff.data if mask is None else diff.data[_mask_array(mask, ref.shape)]
+    sigma = float(np.std(region, dtype=np.float64))
+    return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, sigma), ref), result, sigma,
+                            f_ref, f_tgt)
+
+
+def difference_map(ref: Map, target: Map, d_max=None, d_min=None, *,
+                   scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
+                   n_shells: int = 20, nthreads: int = 0) -> Map:
+    """Isomorphous vector-difference map target − reference, in σ units.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid.
+    d_max, d_min : float, optional
+        Resolution range in Å (default: all low-resolution terms, to the Nyquist limit).
+    scaling, scaling_target, mask, n_shells, nthreads
+        See :func:`vector_difference`.
+
+    Returns
+    -------
+    Map
+        ΔF = F_tgt'·e^{iφ_tgt} − F_ref·e^{iφ_ref} synthesised on the reference grid, divided by
+        its σ over the whole box (or over ``mask``); all zero when the maps do not differ.
+        Positive: more density in the target.
+
+    Examples
+    --------
+    >>> import numpy as np, voxscale
+    >>> rng = np.random.default_rng(0)
+    >>> a = voxscale.Map(rng.random((20, 20, 20), np.float32), 1.0)
+    >>> b = voxscale.Map(a.data + 0.1 * rng.random((20, 20, 20), np.float32), 1.0)
+    >>> d = voxscale.difference_map(a, b, None, 3.0)
+    >>> round(float(d.data.std()), 3)
+    1.0
+    """
+    nthreads = resolve_threads(nthreads)
+    return vector_difference(ref, target, d_max, d_min, scaling=scaling,
+                             scaling_target=scaling_target, mask=mask, n_shells=n_shells,
+                             nthreads=nthreads).map
+
+
+def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
+                          nthreads: int = 0) -> Map:
+    """Real-space difference target − reference of the two maps normalised to equal σ.
+
+    Parameters
+    ----------
+    ref, target : Map
+        Maps on the same grid.
+    d_min : float, optional
+        Low-pass both maps to this resolution (Å) first, e.g. the worse of the two.
+    mask : Map or numpy.ndarray, optional
+        Region over which the means and σ are taken (default the whole box).
+    nthreads : int, optional
+
+    Returns
+    -------
+    Map
+        (target − mean)/σ − (ref − mean)/σ, in units of the maps' σ.
+    """
+    nthreads = resolve_threads(nthreads)
+    check_same_grid(ref, target)
+    if d_min is not None:
+        ref, target = low_pass(ref, d_min, nthreads=nthreads), low_pass(
+            target, d_min, nthreads=nthreads)
+    region = None if mask is None else _mask_array(mask, ref.shape)
+
+    def normalised(m: Map) -> np.ndarray:
+        values = m.data if region is None else m.data[region]
+        sd = float(np.std(values, dtype=np.float64))
+        if not sd > 0:
+            raise ValueError("a map is flat; it cannot be normalised")
+        return (m.data - float(np.mean(values, dtype=np.float64))) / sd
+
+    return Map((normalised(target) - normalised(ref)).astype(np.float32), ref.voxel_size,
+               ref.origin)
