@@ -109,8 +109,16 @@ def batch(pairs, client=None, *, out=None, scheduler: Optional[str] = None,
 
     Examples
     --------
+    The pair table is checked before any cluster starts:
+
+    >>> from voxscale.batch import read_pairs
+    >>> [p.id for p in read_pairs([{"ref": "a.mrc", "target": "b.mrc"}], base="/data")]
+    ['1']
+
+    On a cluster of your own (not run here: it starts worker processes):
+
     >>> from distributed import Client, LocalCluster            # doctest: +SKIP
-    >>> with LocalCluster(n_workers=2, threads_per_worker=1,
+    >>> with LocalCluster(n_workers=2, threads_per_worker=1,     # doctest: +SKIP
     ...                   resources={"MEMORY": 2e9}) as cluster, Client(cluster) as client:
     ...     table = voxscale.batch.batch("pairs.csv", client, out="survey")
     """

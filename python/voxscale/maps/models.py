@@ -137,7 +137,7 @@ def _calpha(residue: gemmi.Residue) -> Optional[gemmi.Atom]:
     """The residue's Cα atom if it is an amino acid, else None.
 
     A calcium ion is also named "CA": the atom must be a carbon, and the residue a tabulated
-    amino acid or one with backbone N and C atoms (a modified residue gemmi does not know).
+    amino acid or one with backbone N and C atoms (a modified residue).
     """
     atom = residue.find_atom("CA", "*")
     if atom is None or atom.element.name != "C":
@@ -145,14 +145,14 @@ def _calpha(residue: gemmi.Residue) -> Optional[gemmi.Atom]:
     info = gemmi.find_tabulated_residue(residue.name)
     if info is not None and info.is_amino_acid():
         return atom
-    if info is None and residue.find_atom("N", "*") and residue.find_atom("C", "*"):
+    if residue.find_atom("N", "*") and residue.find_atom("C", "*"):
         return atom
     return None
 
 
 def calpha_residues(structure: gemmi.Structure, *, chains: Optional[Sequence[str]] = None,
                     model_index: int = 0) -> dict:
-    """The amino-acid residues of a model with their Cα positions, chain by chain.
+    r"""The amino-acid residues of a model with their Cα positions, chain by chain.
 
     Parameters
     ----------
