@@ -1,6 +1,6 @@
 // Real-to-complex and complex-to-real 3-D FFTs of maps, through pocketfft.
 //
-// Convention (DESIGN.md §2, the same as gemmi.transform_map_to_f_phi and CCP4 sfall):
+// Convention (docs/method.md §2, the same as gemmi.transform_map_to_f_phi and CCP4 sfall):
 //   F(h) = (V/N) Σ_x ρ(x) exp(+2πi h·x)      (map → structure factors)
 //   ρ(x) = (1/V) Σ_h F(h) exp(−2πi h·x)      (structure factors → map)
 // V is the box volume in Å³ and N the number of voxels, so a round trip is exact. A map of shape

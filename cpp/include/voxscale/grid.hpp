@@ -1,6 +1,6 @@
 // Grid views and geometry: how an array of voxels relates to physical space.
 //
-// Conventions (DESIGN.md §2): arrays are C order with shape (nz, ny, nx), x fastest; voxel
+// Conventions (docs/method.md §2): arrays are C order with shape (nz, ny, nx), x fastest; voxel
 // (ix, iy, iz) sits at origin + (ix*vx, iy*vy, iz*vz) in Cartesian Å.
 #pragma once
 

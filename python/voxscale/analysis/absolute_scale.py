@@ -1,7 +1,7 @@
-"""Hints at a map's absolute voxel scale from its atomic model (DESIGN.md §1 step 7).
+"""Hints at a map's absolute voxel scale from its atomic model (docs/method.md §1 step 7).
 
 Two independent hints, both expressed as a **voxel-scale factor s**: the factor by which the
-map's header voxel size should be multiplied (DESIGN.md §2; s < 1 means the header voxel
+map's header voxel size should be multiplied (docs/method.md §2; s < 1 means the header voxel
 size is too large).
 
 Model-to-map correlation against voxel scale

@@ -1,4 +1,4 @@
-"""Expansion coefficients between two superposed models (DESIGN.md §1 step 7).
+"""Expansion coefficients between two superposed models (docs/method.md §1 step 7).
 
 Two models of one molecule built into maps whose voxel sizes are inconsistent differ by a
 uniform expansion: after the best rigid superposition every Cα of the target sits at

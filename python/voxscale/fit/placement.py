@@ -1,4 +1,4 @@
-"""Initial placement of the target map on the reference (DESIGN.md §1 step 1).
+"""Initial placement of the target map on the reference (docs/method.md §1 step 1).
 
 From models: the target model is superposed on the reference model by the Cα atoms of matching
 residues, found by chain name and residue number when the two models agree, and by per-chain

@@ -1,4 +1,4 @@
-"""Difference maps (DESIGN.md §1 steps 6 and 8).
+"""Difference maps (docs/method.md §1 steps 6 and 8).
 
 The vector difference ΔF = F_tgt'·exp(iφ_tgt) − F_ref·exp(iφ_ref) is formed within
 [d_max, d_min] after the target's amplitudes were put on the reference's scale
@@ -50,7 +50,7 @@ def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
 
     Used as the default high-resolution limit of the comparison: beyond it the amplitudes
     are noise (or, for maps filtered at their resolution, nothing), and R and the difference
-    map would only measure that. The FSC (not mean-subtracted, DESIGN.md §2) is computed in
+    map would only measure that. The FSC (not mean-subtracted, docs/method.md §2) is computed in
     ``n_shells`` shells equal in 1/d³ up to the Nyquist limit; the limit returned is the
     inner edge of the last shell before the first one below ``threshold``, so that a shell
     that straddles a sharp filter edge is left out (the Nyquist limit if no shell fails).

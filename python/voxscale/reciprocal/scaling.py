@@ -1,4 +1,4 @@
-"""Amplitude scaling by resolution (DESIGN.md §1 step 5, §2; CCP4 scaleit's models).
+"""Amplitude scaling by resolution (docs/method.md §1 step 5, §2; CCP4 scaleit's models).
 
 The target's structure factors are put on the reference's scale,
 F_tgt' = k·g(h)·F_tgt, with g(h) = exp(−B·s²/4) (isotropic), exp(−¼·sᵀ·B·s) with a symmetric

@@ -1,4 +1,4 @@
-"""Structure factors of maps: the Fourier transform with the conventions of DESIGN.md §2.
+"""Structure factors of maps: the Fourier transform with the conventions of docs/method.md §2.
 
 F(h) = (V/N) Σ_x ρ(x) exp(+2πi h·x) and ρ(x) = (1/V) Σ_h F(h) exp(−2πi h·x), with V the box
 volume (Å³), N the number of voxels and x the fractional position of a voxel in the box (its
@@ -83,7 +83,7 @@ class StructureFactors:
         Miller indices (h along x, k along y, l along z); one of each Friedel pair (h >= 0),
         F(000) excluded.
     f : numpy.ndarray of complex64, shape (n,)
-        F(hkl) with the normalisation of DESIGN.md §2.
+        F(hkl) with the normalisation of docs/method.md §2.
     d : numpy.ndarray of float64, shape (n,)
         Resolution of each reflection in Å (d = 1/|s|).
     f000 : float
