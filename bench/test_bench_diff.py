@@ -172,6 +172,8 @@ def reference_peaks(d: np.ndarray):
         near = np.array(tree.query_ball_point(pos[i], radius), dtype=int)
         suppressed[near[positive[near] == positive[i]]] = True
     keep = np.array(keep, dtype=int)
+    # strongest refined height first, as find_peaks documents (the search used voxel values)
+    keep = keep[np.argsort(-np.abs(height[keep]), kind="stable")]
     lab_p, n_p = ndi.label(d >= SIGMA)
     lab_n, n_n = ndi.label(d <= -SIGMA)
     cnt_p = np.bincount(lab_p.ravel(), minlength=n_p + 1)

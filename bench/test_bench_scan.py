@@ -11,7 +11,7 @@ does less than ours (no refit, no sub-step peak), so the ratio understates our a
 
 Pairs are model maps at 3 Å (``voxscale.reciprocal.model_map.model_map``) with a known voxel-size error:
 the target model is rotated by 10° and shifted, sampled every v/f Å with f = 1.02 and labelled
-v (DESIGN.md §6), so the correction factor is exactly s = 1/f. 128³: haemoglobin 5ME2; 256³:
+v (docs/method.md §6), so the correction factor is exactly s = 1/f. 128³: haemoglobin 5ME2; 256³:
 the SARS-CoV-2 spike trimer 6VXX. Both need ``../shared/data`` beside the repository and skip
 with a reason without it. Run with ``python -m pytest bench/test_bench_scan.py -q -s``; see
 bench/README.md.

@@ -6,8 +6,8 @@ from voxscale's own output:
 
 * the target model is the reference model moved by a known rigid transform T (about the
   model's centroid, then shifted), so the transform the code must find is T⁻¹ (target
-  coordinates into the reference frame, DESIGN.md §2);
-* a true voxel-size error f is simulated as DESIGN.md §6 says: the target model map is sampled
+  coordinates into the reference frame, docs/method.md §2);
+* a true voxel-size error f is simulated as docs/method.md §6 says: the target model map is sampled
   every v/f Å and then labelled v (``relabel_voxel_size``, which keeps the box centre), so the
   correction factor is exactly s = 1/f about the target's box centre.
 """

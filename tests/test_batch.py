@@ -2,7 +2,7 @@
 
 Eight small pairs are made from the haemoglobin model 5ME2 (48³ reference boxes of 1.8 Å
 voxels, maps at 4.5 Å): six with a known voxel-size error (the target sampled every v/f Å and
-labelled v, DESIGN.md §6, so the correction is s = 1/f), one whose target file is corrupt and
+labelled v, docs/method.md §6, so the correction is s = 1/f), one whose target file is corrupt and
 one whose reference file is missing. One cluster of two worker processes serves the module.
 """
 from __future__ import annotations

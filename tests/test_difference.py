@@ -1,4 +1,4 @@
-"""Difference maps (voxscale.reciprocal.difference; DESIGN.md §1 steps 6 and 8, §2 difference sign).
+"""Difference maps (voxscale.reciprocal.difference; docs/method.md §1 steps 6 and 8, §2 difference sign).
 
 Expectations are built here independently of the code under test: Gaussian blobs placed at
 known positions, blurs and low-passes done with numpy.fft, the power spectrum of the result

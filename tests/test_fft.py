@@ -1,6 +1,6 @@
 """Tests of the map <-> structure-factor transforms (voxscale.reciprocal.transform, _core.map_to_sf/sf_to_map).
 
-The convention (DESIGN.md §2) is F(h) = (V/N) Σ_x ρ(x) exp(+2πi h·x), ρ(x) = (1/V) Σ_h F(h)
+The convention (docs/method.md §2) is F(h) = (V/N) Σ_x ρ(x) exp(+2πi h·x), ρ(x) = (1/V) Σ_h F(h)
 exp(−2πi h·x), the same as CCP4 sfall and gemmi.transform_map_to_f_phi. It is checked against
 numpy.fft (whose forward transform uses exp(−2πi…), so F = (V/N)·conj(rfftn(ρ)) for real ρ),
 against a brute-force DFT written out here, against gemmi, and through the Parseval identity.

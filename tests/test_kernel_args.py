@@ -1,7 +1,7 @@
 """Argument validation of every voxscale._core function (and of the Python wrappers above them).
 
-DESIGN.md §4: wrong dtype or type is a TypeError, wrong layout, shape or value a ValueError, and
-the message names the argument. Nothing may crash the interpreter. Every case starts from a
+The bindings' rule: wrong dtype or type is a TypeError, wrong layout, shape or value a
+ValueError, and the message names the argument. Nothing may crash the interpreter. Every case starts from a
 valid call (checked to work) and changes one argument.
 """
 import pickle

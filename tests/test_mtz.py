@@ -2,7 +2,7 @@
 
 gemmi moves reflections into its P1 asymmetric unit (ensure_asu), so values are compared by
 matching each MTZ row with our reflection or its Friedel mate (F(−h) = F(h)*), and through
-gemmi's own map synthesis (transform_f_phi_to_map), which DESIGN.md §2 says uses our
+gemmi's own map synthesis (transform_f_phi_to_map), which docs/method.md §2 says uses our
 convention; the maps to compare with are low-passed here with numpy.fft.
 """
 from __future__ import annotations

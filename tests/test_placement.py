@@ -2,7 +2,7 @@
 
 Every expected value is a fact built into the data, never voxscale's own output: the target
 model is the reference model moved by a known rigid transform T, so the placement must return
-T⁻¹ (x_ref = R·x_tgt + t, DESIGN.md §2); model maps are computed from those models on grids of
+T⁻¹ (x_ref = R·x_tgt + t, docs/method.md §2); model maps are computed from those models on grids of
 different box, voxel size and origin (see ``_pairs.py``). Transforms are compared by the angle
 of R_found·R_trueᵀ and, for translations, by where the two transforms put a point inside the
 molecule (its centroid), which does not depend on the coordinate origin.

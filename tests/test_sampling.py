@@ -4,7 +4,7 @@ Every number is checked against something voxscale did not compute: scipy.ndimag
 (``map_coordinates``, ``spline_filter``, ``affine_transform``), finite differences of scipy's
 interpolant, or an analytic function (a Gaussian blob moved by a known transform).
 
-Conventions (DESIGN.md §2): maps are (nz, ny, nx) arrays, points and voxel sizes are x, y, z in Å,
+Conventions (docs/method.md §2): maps are (nz, ny, nx) arrays, points and voxel sizes are x, y, z in Å,
 voxel (ix, iy, iz) sits at origin + (ix·vx, iy·vy, iz·vz). scipy.ndimage indexes arrays in
 (z, y, x) order, so every conversion below reverses the axis order explicitly.
 """

@@ -1,4 +1,4 @@
-"""Amplitude scaling by resolution (voxscale.reciprocal.scaling; DESIGN.md §1 step 5, §2).
+"""Amplitude scaling by resolution (voxscale.reciprocal.scaling; docs/method.md §1 step 5, §2).
 
 Every expectation comes from outside the code under test:
 
@@ -91,7 +91,7 @@ def cloud_map(seed, n_atoms, radius, *, n=96, voxel=1.0, resolution=3.0):
 def brute_force_shells(ref, tgt, k, b, d_max, d_min, n_shells):
     """Per-shell n, R (%), FSC and ⟨F_ref²⟩/⟨F_tgt'²⟩ from numpy.fft.fftn, unique half-space.
 
-    F = (V/N)·conj(fftn(ρ)) (DESIGN §2); the conjugate and V/N do not change R or FSC but are
+    F = (V/N)·conj(fftn(ρ)) (docs/method.md §2); the conjugate and V/N do not change R or FSC but are
     kept for fidelity. Shells: equal steps in s³ between 1/d_max and 1/d_min (as documented).
     """
     nz, ny, nx = ref.shape
@@ -128,7 +128,7 @@ def brute_force_shells(ref, tgt, k, b, d_max, d_min, n_shells):
 # -- the Wilson limit itself ----------------------------------------------------------------
 
 def test_wilson_limit_of_unrelated_acentric_amplitudes_is_two_minus_root_two():
-    """DESIGN §1/§2 claim R = 2 − √2 for two unrelated acentric data sets: check by Monte Carlo
+    """docs/method.md §1/§2 claim R = 2 − √2 for two unrelated acentric data sets: check by Monte Carlo
     (|F| of a complex Gaussian is Rayleigh-distributed)."""
     rng = np.random.default_rng(7)
     n = 2_000_000

@@ -1,6 +1,6 @@
 """Tests of the voxel-scale scan (voxscale.fit.scan) against voxel-size errors built into the data.
 
-A true voxel-size error f is made as DESIGN.md §6 prescribes: the (moved) model's map is
+A true voxel-size error f is made as docs/method.md §6 prescribes: the (moved) model's map is
 sampled every v/f Å and labelled v, so the scan must return s = 1/f (see ``_pairs.py``). The
 real-data tests build the target from a real map by resampling it through a known rigid
 transform onto another grid and relabelling its voxel size by a known factor about the box
@@ -131,7 +131,7 @@ def test_scan_homologue_expanded_coordinates(load):
     """A larger homologue, not a voxel error: the target model's coordinates expanded by 2 %
     about its centre (atoms of unchanged size), sampled at the true voxel size. A scan sees
     the molecule 2 % larger but its atoms 0 % larger, so the answer lies between 1/1.02 (all
-    distances) and 1 (atom images); DESIGN.md §6. (At 3 Å the atom images are dominated by
+    distances) and 1 (atom images); docs/method.md §6. (At 3 Å the atom images are dominated by
     the resolution blur, so the answer is expected very close to 1/1.02.)"""
     pair = make_pair(load(HAEMOGLOBIN), f=1.0, resolution=3.0, degrees=25.0, axis=(1, 1, 0),
                      ref_voxel=1.2, ref_shape=(80,) * 3, tgt_voxel=1.1, tgt_shape=(88,) * 3,

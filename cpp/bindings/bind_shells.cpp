@@ -40,6 +40,10 @@ py::dict shell_sums_py(const py::object& f1_obj, const py::object& f2_obj,
     f2p = f2.data();
   }
   check_threads(nthreads);
+  // Shells beyond the entries stay empty: refuse before the per-shell sums are allocated.
+  constexpr std::size_t kMaxShells = 1000000;
+  if (nshells > kMaxShells && nshells > std::size_t(f1.size()))
+    throw py::value_error("nshells must be at most 1000000 (or the number of entries)");
   const auto* f1p = f1.data();
   const auto* sp = shell.data();
   const std::size_t n = std::size_t(f1.size());

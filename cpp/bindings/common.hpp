@@ -71,6 +71,15 @@ inline std::array<std::size_t, 3> as_shape(const py::object& obj, const char* na
   if (v.size() != 3) throw py::value_error(std::string(name) + " must hold three integers");
   for (long long x : v)
     if (x < 1) throw py::value_error(std::string(name) + " sizes must be >= 1");
+  // Refuse before any buffer is built: the product (and its bytes, for strides) must fit in
+  // a signed 64-bit count. 2^40 elements (4 TiB of float32) is beyond any map.
+  constexpr long long kMaxElements = 1LL << 40;
+  long long total = 1;
+  for (long long x : v) {
+    if (x > kMaxElements / total)
+      throw py::value_error(std::string(name) + " is too large (more than 2^40 elements)");
+    total *= x;
+  }
   return {std::size_t(v[0]), std::size_t(v[1]), std::size_t(v[2])};
 }
 

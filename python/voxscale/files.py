@@ -19,7 +19,7 @@ from typing import Iterator, Union
 
 from .errors import InputFileError, MissingInputError
 
-__all__ = ["require_regular_file", "atomic_write"]
+__all__ = ["require_regular_file", "atomic_write", "current_umask"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -96,7 +96,7 @@ def atomic_write(path: PathLike) -> Iterator[Path]:
                                 dir=final.parent)
     tmp = Path(name)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
         os.close(fd)
         yield tmp
         with open(tmp, "rb") as fh:
@@ -108,7 +108,8 @@ def atomic_write(path: PathLike) -> Iterator[Path]:
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's file-mode creation mask (read without changing it for long)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -411,6 +411,11 @@ def absolute_scale(map: MapLike, model: ModelLike, *, scales=None, d_min=None,
         resolution, source = 2.5 * float(np.max(exp.voxel_size)), "estimated"
     else:
         resolution, source = check_resolution_range(None, d_min)[1], "given"
+        nyquist = 2.0 * float(np.max(exp.voxel_size))
+        if resolution < nyquist:
+            raise OptionError(f"resolution {resolution:g} Å is finer than {map_name}'s Nyquist "
+                              f"limit ({nyquist:.3g} Å, 2 × its voxel size): give the map's "
+                              "real resolution")
     if scales is None:
         options = ScanOptions(scale_range=scale_range, step=step)  # validates and bounds them
         fine = factor_grid(options.scale_range, options.step)

@@ -8,7 +8,7 @@ grows linearly with its distance from c. The slope of the shift against that rad
 
 Method
 ------
-1. Residues are matched as in the scan's placement (:func:`voxscale.placement.residue_pairs`:
+1. Residues are matched as in the scan's placement (:func:`voxscale.fit.superpose.residue_pairs`:
    by chain name and residue number, or by per-chain sequence alignment).
 2. The target is superposed on the reference by least squares on *all* matched Cα atoms
    (gemmi's QCP superposition; no pruning, since pruning the outer residues of an expanded

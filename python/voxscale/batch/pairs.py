@@ -36,7 +36,7 @@ class PairSpec:
     d_max, d_min : float or None
         Resolution range of the amplitude statistics (Å); default no low limit and, as in
         ``voxscale compare``, the resolution where the FSC of the reference and the corrected
-        target falls below 0.143 (:func:`voxscale.difference.estimate_resolution`).
+        target falls below 0.143 (:func:`voxscale.reciprocal.estimate_resolution`).
     range_lo, range_hi, step : float
         Scan range and finest step.
     contour : float or None

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import uuid
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from ..errors import VoxscaleError
+from ..errors import OptionError, VoxscaleError
+from ..pipeline.output import OutputLock, normalised_path
+from ..threads import MAX_THREADS
 from .cluster import connect, worker_memory
 from .pairs import read_pairs
 from .results import Results, compact, read_results
@@ -129,14 +132,27 @@ def batch(pairs, client=None, *, out=None, scheduler: Optional[str] = None,
         raise VoxscaleError(f"voxscale batch needs dask[distributed] and pandas ({err}); "
                             "pip install 'voxscale[batch]'") from None
     threads_per_task = int(threads_per_task)
-    if threads_per_task < 1:
-        raise ValueError(f"threads_per_task must be at least 1, got {threads_per_task}")
+    if not 1 <= threads_per_task <= MAX_THREADS:
+        raise OptionError(f"threads_per_task = {threads_per_task} is out of range: give 1 to "
+                          f"{MAX_THREADS}")
     if (client is not None or scheduler) and (workers is not None
                                               or memory_per_worker is not None):
         log.warning("workers and memory_per_worker apply to a local cluster only; ignored "
                     "with a running scheduler")
     specs = read_pairs(pairs, base=base)
-    folder = None if out is None else Path(out)
+    folder = None if out is None else normalised_path(out)
+    lock = None if folder is None else OutputLock(folder).acquire()
+    try:
+        return _survey(specs, folder, client, scheduler, workers, threads_per_task,
+                       memory_per_worker, resume, force, progress, parquet_interval)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _survey(specs, folder, client, scheduler, workers, threads_per_task, memory_per_worker,
+            resume, force, progress, parquet_interval):
+    """The survey once the table is read and the output folder locked (see :func:`batch`)."""
     previous = None
     if folder is not None:
         if folder.exists() and not folder.is_dir():
@@ -155,10 +171,14 @@ def batch(pairs, client=None, *, out=None, scheduler: Optional[str] = None,
     done_ok = set()
     if previous is not None:
         by_id = {s.id: s for s in specs}
-        changed = []
+        changed, unreadable = [], []
         for rec in previous.itertuples(index=False):
             spec = by_id.get(rec.id)
             if rec.status != "ok":
+                continue
+            if not all(math.isfinite(getattr(rec, c)) for c in ("best_scale", "uncertainty",
+                                                                 "percent")):
+                unreadable.append(rec.id)  # an "ok" row whose numbers do not parse: run again
                 continue
             if spec is not None and (rec.ref, rec.target) != (spec.ref, spec.target):
                 changed.append(rec.id)
@@ -168,6 +188,9 @@ def batch(pairs, client=None, *, out=None, scheduler: Optional[str] = None,
             log.warning("%d pair(s) name other maps than in the earlier results and are run "
                         "again: %s", len(changed), ", ".join(changed[:10])
                         + (", ..." if len(changed) > 10 else ""))
+        if unreadable:
+            log.warning("%d earlier ok row(s) have numbers that cannot be read and are run "
+                        "again: %s", len(unreadable), ", ".join(unreadable[:10]))
         # keep earlier ok rows and those of ids not in this table; errors are retried
         keep = previous[previous["id"].isin(done_ok)
                         | ~previous["id"].isin([s.id for s in specs])]

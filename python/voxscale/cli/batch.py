@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from ..errors import VoxscaleError
-from .options import threads_count
+from .options import memory_size, positive_int
 from .progress import ProgressBar
 
 __all__ = ["add_parser", "run"]
@@ -28,11 +29,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="running Dask scheduler, e.g. tcp://host:8786 (default: start a local "
                         "cluster)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="worker processes of the local cluster (default cores // T)")
-    p.add_argument("--threads-per-task", type=threads_count, default=1, metavar="T",
+    p.add_argument("--threads-per-task", type=positive_int, default=1, metavar="T",
                    help="threads of each pair's kernels (default 1)")
-    p.add_argument("--memory-per-worker", default=None, metavar="BYTES",
+    p.add_argument("--memory-per-worker", type=memory_size, default=None, metavar="BYTES",
                    help="memory limit of each local worker, e.g. 4GB (default: memory / N)")
     p.add_argument("--resume", action="store_true",
                    help="keep the ok rows of OUT/results.csv and run the rest")
@@ -57,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
                           workers=args.workers, threads_per_task=args.threads_per_task,
                           memory_per_worker=args.memory_per_worker, resume=args.resume,
                           force=args.force, progress=bar)
-    except KeyboardInterrupt:
-        print(f"voxscale batch: interrupted; finished rows are in {Path(args.out) / 'results.csv'}"
-              "; run again with --resume to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"voxscale batch: interrupted ({signal.Signals(signum).name}); finished rows are "
+              f"in {Path(args.out) / 'results.csv'}; run again with --resume to continue",
+              file=sys.stderr)
+        return 128 + int(signum)
     if not args.quiet:
         ok = int((table["status"] == "ok").sum())
         print(f"{len(table)} pairs: {ok} ok, {len(table) - ok} failed; written to "

@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
 from typing import Optional
 
 from ..errors import VoxscaleError
 from ..fit.scan import ScanOptions
 from ..pipeline.compare import compare_files
 from ..pipeline.memory import check_memory
-from ..pipeline.output import OutputDir
+from ..pipeline.output import OutputDir, normalised_path
 from ..pipeline.report import OUTPUT_FILES, write_outputs
-from ..reciprocal.shells import check_resolution_range
 from .options import (add_common_options, add_pair_arguments, add_resolution_argument,
-                      add_scan_arguments, scan_options)
+                      add_scan_arguments, positive_float, resolution_range, scan_options)
 from .progress import ProgressBar
 
 __all__ = ["add_parser", "run", "run_compare"]
@@ -32,7 +31,7 @@ def add_parser(subparsers) -> None:
     add_scan_arguments(p)
     add_resolution_argument(p, "all low-resolution terms to where the FSC of the reference "
                                "and the corrected target falls below 0.143")
-    p.add_argument("--sigma", type=float, default=4.0, help="peak threshold (default 4)")
+    p.add_argument("--sigma", type=positive_float, default=4.0, help="peak threshold (default 4)")
     add_common_options(p, max_memory=True, force_help="write into an existing folder")
     p.set_defaults(run=run)
 
@@ -81,35 +80,35 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
     dict
         The summary written to summary.json.
     """
-    if Path(out_dir).exists() and not force:
+    if os.path.lexists(normalised_path(out_dir)) and not force:
         raise VoxscaleError(f"{out_dir} exists; use --force to write into it")
-    out = OutputDir(out_dir, OUTPUT_FILES + ["compare.log"], force=force)
-    d_max, d_min = check_resolution_range(*resolution) if resolution else (None, None)
-    check_memory("compare", ref_path, target_path, limit=max_memory)
-    lines = []
-    bar = ProgressBar("voxel-scale scan", enabled=not quiet)
+    with OutputDir(out_dir, OUTPUT_FILES + ["compare.log"], force=force) as out:
+        d_max, d_min = resolution_range(resolution)
+        check_memory("compare", ref_path, target_path, limit=max_memory)
+        lines = []
+        bar = ProgressBar("voxel-scale scan", enabled=not quiet)
 
-    def log(line):
-        bar.close()  # the scan has finished when the first step is logged
-        lines.append(line)
-        if not quiet:
-            print(f"  {line}", file=sys.stderr)
+        def log(line):
+            bar.close()  # the scan has finished when the first step is logged
+            lines.append(line)
+            if not quiet:
+                print(f"  {line}", file=sys.stderr)
 
-    try:
-        result = compare_files(ref_path, target_path, ref_model_path=ref_model_path,
-                               target_model_path=target_model_path, inputs=inputs,
-                               d_max=d_max, d_min=d_min, sigma=sigma, scan_options=scan,
-                               nthreads=threads, progress=bar, log=log)
-    finally:
-        bar.close()
-    result.parameters["threads"] = threads
-    out.create()
-    summary = write_outputs(result, out, extra=extra)
-    v = summary["voxel_scale"]
-    lines.append(f"voxel-scale factor {v['best_scale']:.5f} ± {v['uncertainty']:.5f} "
-                 f"({v['percent']:+.3f} %); R {summary['amplitude_difference']['before']:.1f} % "
-                 f"-> {summary['amplitude_difference']['after']:.1f} %")
-    out.write_text("compare.log", "\n".join(lines) + "\n")
+        try:
+            result = compare_files(ref_path, target_path, ref_model_path=ref_model_path,
+                                   target_model_path=target_model_path, inputs=inputs,
+                                   d_max=d_max, d_min=d_min, sigma=sigma, scan_options=scan,
+                                   nthreads=threads, progress=bar, log=log)
+        finally:
+            bar.close()
+        result.parameters["threads"] = threads
+        out.create()
+        summary = write_outputs(result, out, extra=extra)
+        v = summary["voxel_scale"]
+        lines.append(f"voxel-scale factor {v['best_scale']:.5f} ± {v['uncertainty']:.5f} "
+                     f"({v['percent']:+.3f} %); R {summary['amplitude_difference']['before']:.1f} % "
+                     f"-> {summary['amplitude_difference']['after']:.1f} %")
+        out.write_text("compare.log", "\n".join(lines) + "\n")
     if not quiet:
-        print(f"{lines[-1]}; report: {out / 'report.html'}")
+        print(f"{lines[-1]}; report: {out.path / 'report.html'}")
     return summary

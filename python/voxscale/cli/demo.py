@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import OptionError
 from ..testing.demo import DEMO_FACTOR, DEMO_SUBSTITUTIONS, demo_inputs
 from .compare import run_compare
-from .options import add_common_options
+from .options import add_common_options, nonnegative_int
 
 __all__ = ["add_parser", "run"]
 
@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
                     "voxel-size error and a few substitutions, and run 'voxscale compare' on "
                     "them; summary.json adds demo_truth.")
     p.add_argument("--out", default="voxscale-demo", help="output folder (default voxscale-demo)")
-    p.add_argument("--size", type=int, default=64,
+    p.add_argument("--size", type=nonnegative_int, default=64,
                    help=f"reference box edge in voxels ({SIZE_RANGE[0]}-{SIZE_RANGE[1]}, "
                         "default 64)")
     add_common_options(p, out=False, force_help="write into an existing folder")

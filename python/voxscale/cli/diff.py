@@ -15,8 +15,8 @@ from ..pipeline.output import OutputDir
 from ..pipeline.plots import plot_shells
 from ..reciprocal.difference import check_same_grid, estimate_resolution, vector_difference
 from ..reciprocal.peaks import find_peaks
-from ..reciprocal.shells import check_resolution_range
-from .options import add_common_options, add_resolution_argument
+from .options import (add_common_options, add_resolution_argument, positive_float,
+                      resolution_range)
 
 __all__ = ["add_parser", "run"]
 
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
                    default="isotropic", help="amplitude scale model (default isotropic)")
     p.add_argument("--ref-model", help="reference model, for naming the peaks")
     p.add_argument("--target-model", help="target model, for naming the peaks")
-    p.add_argument("--sigma", type=float, default=4.0, help="peak threshold (default 4)")
+    p.add_argument("--sigma", type=positive_float, default=4.0, help="peak threshold (default 4)")
     p.add_argument("--domains", nargs="+", metavar="PART",
                    help="refit these parts of the reference model separately (CHAIN or "
                         "CHAIN:FIRST-LAST); writes difference_local.mrc and domains.json, "
@@ -54,53 +54,52 @@ def run(args: argparse.Namespace) -> int:
         if not args.ref_model:
             raise VoxscaleError("--domains needs --ref-model (the parts are taken from it)")
         names += ["difference_local.mrc", "domains.json"]
-    out = OutputDir(args.out, names, force=args.force)
-    if args.resolution:
-        check_resolution_range(*args.resolution)
-    check_memory("diff", args.ref, args.target, limit=args.max_memory)
-    ref, target = read_density(args.ref, "reference"), read_density(args.target, "target")
-    check_same_grid(ref, target)
-    models = {}
-    if args.ref_model:
-        models["ref"] = read_placed_model(args.ref_model, ref, args.ref)
-    if args.target_model:
-        models["target"] = read_placed_model(args.target_model, target, args.target)
-    d_max, d_min = (args.resolution if args.resolution
-                    else (None, estimate_resolution(ref, target, nthreads=args.threads)))
-    if not args.quiet:
-        print(f"scaling and difference synthesis, {d_max or 'inf'}-{d_min:.2f} Å ...",
-              file=sys.stderr)
-    result = vector_difference(ref, target, d_max, d_min, scaling=args.scaling,
-                               nthreads=args.threads)
-    local = None
-    if args.domains:
-        from ..analysis.local import local_realignment
-        local = local_realignment(ref, target, models["ref"], args.domains, d_max=d_max,
-                                  d_min=d_min, scaling=args.scaling, nthreads=args.threads)
-    peaks = find_peaks(result.map if local is None else local.difference, args.sigma, models,
-                       nthreads=args.threads)
-    for label in ("ref", "target"):  # peaks.json always carries both keys
-        for p in peaks:
-            p.nearest.setdefault(label, None)
-    peaks.labels = tuple(models)
-    scaling = result.scaling
-    report = {"k": scaling.k, "B": scaling.B, "model": scaling.model,
-              "target": scaling.target, "d_max": scaling.d_max, "d_min": scaling.d_min,
-              "r_overall": scaling.r_overall, "r_overall_before": scaling.r_overall_before,
-              "sigma": result.sigma, "shells": scaling.shells,
-              "inputs": {"ref": args.ref, "target": args.target, "ref_model": args.ref_model,
-                         "target_model": args.target_model}, "version": __version__}
-    out.create()
-    result.map.write(out / "difference.mrc")
-    out.write_json("shells.json", report)
-    out.write_text("peaks.json", peaks.to_json())
-    out.write_text("peaks.csv", peaks.to_csv())
-    out.write_text("peaks.cmm", peaks.to_cmm())
-    result.write_mtz(out / "structure_factors.mtz")
-    plot_shells(scaling, out / "shells.png")
-    if local is not None:
-        local.difference.write(out / "difference_local.mrc")
-        out.write_json("domains.json", local.to_dict())
+    with OutputDir(args.out, names, force=args.force) as out:
+        resolution = resolution_range(args.resolution)
+        check_memory("diff", args.ref, args.target, limit=args.max_memory)
+        ref, target = read_density(args.ref, "reference"), read_density(args.target, "target")
+        check_same_grid(ref, target)
+        models = {}
+        if args.ref_model:
+            models["ref"] = read_placed_model(args.ref_model, ref, args.ref)
+        if args.target_model:
+            models["target"] = read_placed_model(args.target_model, target, args.target)
+        d_max, d_min = (resolution if args.resolution
+                        else (None, estimate_resolution(ref, target, nthreads=args.threads)))
+        if not args.quiet:
+            print(f"scaling and difference synthesis, {d_max or 'inf'}-{d_min:.2f} Å ...",
+                  file=sys.stderr)
+        result = vector_difference(ref, target, d_max, d_min, scaling=args.scaling,
+                                   nthreads=args.threads)
+        local = None
+        if args.domains:
+            from ..analysis.local import local_realignment
+            local = local_realignment(ref, target, models["ref"], args.domains, d_max=d_max,
+                                      d_min=d_min, scaling=args.scaling, nthreads=args.threads)
+        peaks = find_peaks(result.map if local is None else local.difference, args.sigma, models,
+                           nthreads=args.threads)
+        for label in ("ref", "target"):  # peaks.json always carries both keys
+            for p in peaks:
+                p.nearest.setdefault(label, None)
+        peaks.labels = tuple(models)
+        scaling = result.scaling
+        report = {"k": scaling.k, "B": scaling.B, "model": scaling.model,
+                  "target": scaling.target, "d_max": scaling.d_max, "d_min": scaling.d_min,
+                  "r_overall": scaling.r_overall, "r_overall_before": scaling.r_overall_before,
+                  "sigma": result.sigma, "shells": scaling.shells,
+                  "inputs": {"ref": args.ref, "target": args.target, "ref_model": args.ref_model,
+                             "target_model": args.target_model}, "version": __version__}
+        out.create()
+        result.map.write(out / "difference.mrc")
+        out.write_json("shells.json", report)
+        out.write_text("peaks.json", peaks.to_json())
+        out.write_text("peaks.csv", peaks.to_csv())
+        out.write_text("peaks.cmm", peaks.to_cmm())
+        result.write_mtz(out / "structure_factors.mtz")
+        plot_shells(scaling, out / "shells.png")
+        if local is not None:
+            local.difference.write(out / "difference_local.mrc")
+            out.write_json("domains.json", local.to_dict())
     if not args.quiet:
         b_text = (f"{scaling.B:.2f}" if np.ndim(scaling.B) == 0 else
                   "(" + ", ".join(f"{b:.2f}" for b in scaling.b_six) + ")")

@@ -30,14 +30,14 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit the expansion, write expansion.json and expansion.png; 0."""
-    out = OutputDir(args.out, ["expansion.json", "expansion.png"], force=args.force)
-    result = expansion(args.ref_model, args.target_model, chains=args.chains)
-    report = result.to_dict()
-    report["inputs"]["chains"] = args.chains
-    report["version"] = __version__
-    out.create()
-    plot_expansion(result, out / "expansion.png")
-    out.write_json("expansion.json", report)
+    with OutputDir(args.out, ["expansion.json", "expansion.png"], force=args.force) as out:
+        result = expansion(args.ref_model, args.target_model, chains=args.chains)
+        report = result.to_dict()
+        report["inputs"]["chains"] = args.chains
+        report["version"] = __version__
+        out.create()
+        plot_expansion(result, out / "expansion.png")
+        out.write_json("expansion.json", report)
     if not args.quiet:
         t, r = result.fits["total"], result.fits["radial"]
         print(f"{result.n_pairs} Cα pairs, RMSD {result.rmsd:.2f} Å; expansion "

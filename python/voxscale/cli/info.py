@@ -6,6 +6,8 @@ import argparse
 import numpy as np
 
 from ..maps.mrc import read_map
+from ..pipeline.memory import check_memory
+from .options import add_common_options
 
 __all__ = ["add_parser", "run"]
 
@@ -15,11 +17,13 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("info", help="print a map's grid, voxel size, origin and "
                                            "statistics")
     p.add_argument("map", help="MRC/CCP4 map (.mrc, .map, .ccp4, optionally .gz)")
+    add_common_options(p, threads=False, out=False, max_memory=True, force=False)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the map's header and statistics; 0."""
+    check_memory("info", args.map, limit=args.max_memory)
     m = read_map(args.map)
     data = m.data
     nz, ny, nx = m.shape

@@ -31,28 +31,28 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Scan, correct, write scan.json, target_corrected.mrc and scan.png; 0."""
-    out = OutputDir(args.out, ["scan.json", "target_corrected.mrc", "scan.png"],
-                    force=args.force)  # refuses before any work is done
-    if bool(args.ref_model) != bool(args.target_model):
-        raise VoxscaleError("give both --ref-model and --target-model, or neither")
-    options = scan_options(args)
-    check_memory("scan", args.ref, args.target, limit=args.max_memory)
-    ref, target = read_density(args.ref, "reference"), read_density(args.target, "target")
-    ref_model = read_placed_model(args.ref_model, ref, args.ref) if args.ref_model else None
-    target_model = (read_placed_model(args.target_model, target, args.target)
-                    if args.target_model else None)
-    with ProgressBar("scan", enabled=not args.quiet) as bar:
-        result = scan_voxel_scale(ref, target, ref_model, target_model, options=options,
-                                  nthreads=args.threads, progress=bar)
-    corrected = corrected_target(ref, target, result, nthreads=args.threads)
-    report = result.to_dict()
-    report["inputs"] = {"ref": str(args.ref), "target": str(args.target),
-                        "ref_model": args.ref_model, "target_model": args.target_model}
-    report["version"] = __version__
-    out.create()
-    corrected.write(out / "target_corrected.mrc")
-    plot_scan(result, out / "scan.png")
-    out.write_json("scan.json", report)
+    names = ["scan.json", "target_corrected.mrc", "scan.png"]
+    with OutputDir(args.out, names, force=args.force) as out:  # refuses before any work
+        if bool(args.ref_model) != bool(args.target_model):
+            raise VoxscaleError("give both --ref-model and --target-model, or neither")
+        options = scan_options(args)
+        check_memory("scan", args.ref, args.target, limit=args.max_memory)
+        ref, target = read_density(args.ref, "reference"), read_density(args.target, "target")
+        ref_model = read_placed_model(args.ref_model, ref, args.ref) if args.ref_model else None
+        target_model = (read_placed_model(args.target_model, target, args.target)
+                        if args.target_model else None)
+        with ProgressBar("scan", enabled=not args.quiet) as bar:
+            result = scan_voxel_scale(ref, target, ref_model, target_model, options=options,
+                                      nthreads=args.threads, progress=bar)
+        corrected = corrected_target(ref, target, result, nthreads=args.threads)
+        report = result.to_dict()
+        report["inputs"] = {"ref": str(args.ref), "target": str(args.target),
+                            "ref_model": args.ref_model, "target_model": args.target_model}
+        report["version"] = __version__
+        out.create()
+        corrected.write(out / "target_corrected.mrc")
+        plot_scan(result, out / "scan.png")
+        out.write_json("scan.json", report)
     if not args.quiet:
         print(f"voxel-scale factor {result.best_scale:.5f} ± {result.uncertainty:.5f} "
               f"({result.percent:+.3f} %); cc {result.cc_at_unit:.4f} at s = 1 -> "

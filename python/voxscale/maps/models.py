@@ -54,6 +54,11 @@ def read_model(path: PathLike) -> gemmi.Structure:
         raise ModelFormatError(f"{path}: cannot read the model: {err}") from None
     if sum(model.count_atom_sites() for model in structure) == 0:
         raise ModelFormatError(f"{path}: no atoms found (empty file, or not a PDB/mmCIF model)")
+    bad = sum(1 for model in structure for cra in model.all()
+              if not all(map(np.isfinite, cra.atom.pos.tolist())))
+    if bad:
+        raise ModelFormatError(f"{path}: {bad} atom(s) have coordinates that are not finite "
+                               "numbers (NaN or infinite)")
     return structure
 
 

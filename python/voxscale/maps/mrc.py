@@ -310,6 +310,24 @@ def _read_up_to(stream, nbytes: int) -> bytearray:
     return buf
 
 
+def _skip(stream, nbytes: int, compressed: bool) -> int:
+    """Move past nbytes of the stream (fewer at its end); return how many were passed."""
+    if nbytes <= 0:
+        return 0
+    if not compressed:
+        start = stream.tell()
+        end = stream.seek(0, os.SEEK_END)
+        stream.seek(min(start + nbytes, end))
+        return stream.tell() - start
+    passed = 0
+    while passed < nbytes:
+        chunk = stream.read(min(_READ_CHUNK, nbytes - passed))
+        if not chunk:
+            break
+        passed += len(chunk)
+    return passed
+
+
 def _read_map_arrays(path: Path):
     """Read and check a (regular) map file; return (data (z, y, x) float32, voxel_size,
     origin)."""
@@ -336,8 +354,12 @@ def _read_map_arrays(path: Path):
             needed = layout.nsymbt + layout.data_bytes
             available = None if compressed else os.fstat(stream.fileno()).st_size - _HEADER_BYTES
             if available is None or available >= needed:
-                body = _read_up_to(stream, needed)
-                available = len(body)
+                # the extended header is skipped, never held: whatever size it declares, it
+                # costs no memory (and, in a plain file, no time)
+                skipped = _skip(stream, layout.nsymbt, compressed)
+                body = _read_up_to(stream, layout.data_bytes) if skipped == layout.nsymbt \
+                    else b""
+                available = skipped + len(body)
             if available < needed:
                 raise fail(
                     f"{not_mrc}data shorter than the header declares (file truncated, or header "
@@ -358,8 +380,8 @@ def _read_map_arrays(path: Path):
     for note in notes:
         warnings.warn(f"{path}: {note}", RuntimeWarning, stacklevel=3)
 
-    stored = np.frombuffer(body, dtype=layout.dtype, count=int(np.prod(layout.stored_shape)),
-                           offset=layout.nsymbt).reshape(layout.stored_shape)
+    stored = np.frombuffer(body, dtype=layout.dtype,
+                           count=int(np.prod(layout.stored_shape))).reshape(layout.stored_shape)
     data = np.require(stored.transpose(layout.to_zyx), dtype=np.float32,
                       requirements=["C", "A", "W"])
     return data, layout.voxel_size, layout.origin

@@ -24,7 +24,7 @@ BASE_BYTES = 120 * 2**20
 #: (reference-grid arrays, target-grid arrays) held at the peak of each command, in float32
 #: map sizes. A survey's pair runs the comparison without difference maps: "compare" bounds it.
 FACTORS = {"scan": (4.0, 3.0), "diff": (10.0, 1.0), "compare": (15.0, 3.0),
-           "absolute": (6.0, 0.0)}
+           "absolute": (6.0, 0.0), "info": (2.0, 0.0)}
 
 
 def available_memory() -> int:
@@ -70,7 +70,7 @@ def peak_bytes(command: str, ref_voxels: int, target_voxels: int = 0) -> int:
 
     Parameters
     ----------
-    command : {"scan", "diff", "compare", "absolute"}
+    command : {"scan", "diff", "compare", "absolute", "info"}
     ref_voxels, target_voxels : int
         Voxel counts of the maps.
 

@@ -2,7 +2,7 @@
 
 The vector difference ΔF = F_tgt'·exp(iφ_tgt) − F_ref·exp(iφ_ref) is formed within
 [d_max, d_min] after the target's amplitudes were put on the reference's scale
-(:mod:`voxscale.scaling`), and transformed back onto the reference grid; the result is in units
+(:mod:`voxscale.reciprocal.scaling`), and transformed back onto the reference grid; the result is in units
 of its standard deviation σ over the whole box, or over a mask when one is given. The sign is
 target − reference: positive density is more in the target.
 

@@ -228,8 +228,10 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
         Strongest |height| first.
     """
     nthreads = resolve_threads(nthreads)
-    if not (np.isfinite(sigma) and 0 < sigma < np.finfo(np.float32).max):
-        raise OptionError(f"sigma must be a positive number (float32), got {sigma!r}")
+    with np.errstate(over="ignore"):  # the kernels take it as float32
+        sigma32 = np.float32(sigma) if np.isfinite(sigma) else np.float32(np.nan)
+    if not (np.isfinite(sigma32) and sigma32 > 0):
+        raise OptionError(f"sigma must be a positive number within float32, got {sigma!r}")
     if max_peaks is not None and (isinstance(max_peaks, bool) or int(max_peaks) != max_peaks
                                   or max_peaks < 1):
         raise OptionError(f"max_peaks must be a whole number >= 1 or None, got {max_peaks!r}")

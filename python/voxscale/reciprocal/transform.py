@@ -259,8 +259,14 @@ def low_pass(map: Map, d_min: float, *, nthreads: int = 0) -> Map:
     Returns
     -------
     Map
+
+    Raises
+    ------
+    ResolutionRangeError
+        If d_min is not a resolution (see :func:`voxscale.reciprocal.check_resolution_range`).
     """
     nthreads = resolve_threads(nthreads)
+    d_min = check_resolution_range(None, d_min)[1]  # 0, NaN or absurd values are refused
     f = half_transform(map, nthreads=nthreads)
     keep = resolution_mask(map.shape, map.cell, None, d_min)
     keep[0, 0, 0] = True
