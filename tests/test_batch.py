@@ -331,3 +331,27 @@ def test_cli_starts_its_own_local_cluster(survey, run_cli, tmp_path, capsys):
     result = _csv(tmp_path / "out").set_index("id")
     assert abs(result.loc["one", "best_scale"] - 1 / 0.985) < SCALE_TOLERANCE
     assert "nothing.mrc" in result.loc["gone", "error"]
+
+
+def test_resume_reruns_an_ok_row_whose_numbers_do_not_parse(full, survey, cluster, run_cli,
+                                                            tmp_path):
+    """An 'ok' row damaged on disk (best_scale not a number) is not kept by --resume."""
+    out = tmp_path / "damaged"
+    out.mkdir()
+    lines = (full / "results.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("best_scale")
+    damaged = None
+    for i, line in enumerate(lines[1:], start=1):
+        cells = line.split(",")
+        if cells[header.index("status")] == "ok":
+            cells[col] = "not-a-number"
+            lines[i], damaged = ",".join(cells), cells[0]
+            break
+    (out / "results.csv").write_text("\n".join(lines) + "\n")
+    assert run_cli("batch", survey["csv"], "--out", out, "--scheduler",
+                   cluster.scheduler.address, "--resume", "--quiet") == 0
+    table = _csv(out).set_index("id")
+    assert table.loc[damaged, "status"] == "ok"
+    assert np.isfinite(table.loc[damaged, "best_scale"])
+    _same_table(_csv(full), _csv(out))

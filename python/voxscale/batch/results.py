@@ -18,7 +18,8 @@ __all__ = ["Results", "read_results", "compact"]
 
 log = logging.getLogger("voxscale.batch")
 
-_TEXT_COLUMNS = ("id", "ref", "target", "status", "error", "worker")
+_TEXT_COLUMNS = ("id", "ref", "target", "status", "error", "worker", "quality",
+                 "quality_reasons")
 _FLOAT_COLUMNS = tuple(c for c in COLUMNS if c not in _TEXT_COLUMNS and c != "memory_estimate")
 
 

@@ -13,14 +13,14 @@ from ..fit.scan import ScanOptions
 from ..maps.mrc import read_map_header
 from ..pipeline.compare import compare_files
 from ..pipeline.memory import BASE_BYTES, FACTORS, peak_bytes
-from ..pipeline.summary import SURVEY_COLUMNS, summary, survey_row
+from ..pipeline.summary import SURVEY_COLUMNS, SURVEY_QUALITY_COLUMNS, summary, survey_row
 
 __all__ = ["COLUMNS", "run_pair", "estimate_memory", "map_voxels", "MEMORY_FACTOR_REF",
            "MEMORY_FACTOR_TARGET", "MEMORY_BASE", "squash", "error_row"]
 
 #: Columns of ``results.csv`` / ``results.parquet`` and of the returned DataFrame, in order.
 COLUMNS = ("id", "ref", "target", "status", "error") + SURVEY_COLUMNS + (
-    "seconds", "memory_estimate", "worker")
+    "seconds", "memory_estimate", "worker") + SURVEY_QUALITY_COLUMNS
 
 #: Peak memory of one pair per byte of the reference and of the target map, and the fixed
 #: part: the memory model of ``voxscale compare`` (:data:`voxscale.pipeline.memory.FACTORS`).

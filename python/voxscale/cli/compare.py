@@ -13,7 +13,8 @@ from ..pipeline.memory import check_memory
 from ..pipeline.output import OutputDir, normalised_path
 from ..pipeline.report import OUTPUT_FILES, write_outputs
 from .options import (add_common_options, add_pair_arguments, add_resolution_argument,
-                      add_scan_arguments, positive_float, resolution_range, scan_options)
+                      add_scan_arguments, add_strict_option, positive_float, report_quality,
+                      resolution_range, scan_options)
 from .progress import ProgressBar
 
 __all__ = ["add_parser", "run", "run_compare"]
@@ -32,17 +33,18 @@ def add_parser(subparsers) -> None:
     add_resolution_argument(p, "all low-resolution terms to where the FSC of the reference "
                                "and the corrected target falls below 0.143")
     p.add_argument("--sigma", type=positive_float, default=4.0, help="peak threshold (default 4)")
+    add_strict_option(p)
     add_common_options(p, max_memory=True, force_help="write into an existing folder")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison; 0."""
-    run_compare(args.ref, args.target, args.out, ref_model_path=args.ref_model,
-                target_model_path=args.target_model, resolution=args.resolution,
-                threads=args.threads, sigma=args.sigma, scan=scan_options(args),
-                force=args.force, quiet=args.quiet, max_memory=args.max_memory)
-    return 0
+    summary = run_compare(args.ref, args.target, args.out, ref_model_path=args.ref_model,
+                          target_model_path=args.target_model, resolution=args.resolution,
+                          threads=args.threads, sigma=args.sigma, scan=scan_options(args),
+                          force=args.force, quiet=args.quiet, max_memory=args.max_memory)
+    return report_quality("compare", summary["quality"], args.strict)
 
 
 def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_model_path=None,
@@ -107,8 +109,11 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
         v = summary["voxel_scale"]
         lines.append(f"voxel-scale factor {v['best_scale']:.5f} ± {v['uncertainty']:.5f} "
                      f"({v['percent']:+.3f} %); R {summary['amplitude_difference']['before']:.1f} % "
-                     f"-> {summary['amplitude_difference']['after']:.1f} %")
-        out.write_text("compare.log", "\n".join(lines) + "\n")
+                     f"-> {summary['amplitude_difference']['after']:.1f} %; "
+                     f"{summary['quality']['status']}")
+        log_lines = lines + [f"{r['severity']}: {r['message']} [{r['code']}]"
+                             for r in summary["quality"]["reasons"]]
+        out.write_text("compare.log", "\n".join(log_lines) + "\n")
     if not quiet:
         print(f"{lines[-1]}; report: {out.path / 'report.html'}")
     return summary

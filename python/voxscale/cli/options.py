@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from ..errors import OptionError, ResolutionRangeError
 from ..fit.scan import ScanOptions
@@ -13,7 +14,7 @@ from ..threads import MAX_THREADS
 __all__ = ["nonnegative_int", "positive_int", "threads_count", "finite_float", "positive_float",
            "bounded_float", "resolution_value", "memory_size", "add_common_options",
            "add_pair_arguments", "add_scan_arguments", "scan_options", "add_resolution_argument",
-           "resolution_range"]
+           "resolution_range", "add_strict_option", "report_quality"]
 
 _FLOAT32_MAX = 3.4028234663852886e38
 
@@ -178,6 +179,34 @@ def resolution_range(values):
         return check_resolution_range(*values)
     except ResolutionRangeError as err:
         raise ResolutionRangeError(f"--resolution {values[0]:g} {values[1]:g}: {err}") from None
+
+
+def add_strict_option(parser: argparse.ArgumentParser) -> None:
+    """``--strict``: exit with status 3 when the result's verdict is not "ok"."""
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 3 when the result is not ok (a warning or "
+                             "unreliable); the outputs are written either way")
+
+
+def report_quality(command: str, quality: dict, strict: bool) -> int:
+    """Print one line per reason of a verdict on stderr; the exit status (0, or 3 with
+    ``--strict`` when the status is not "ok").
+
+    Parameters
+    ----------
+    command : str
+    quality : dict
+        ``Quality.to_dict()``.
+    strict : bool
+
+    Returns
+    -------
+    int
+    """
+    for r in quality["reasons"]:
+        print(f"voxscale {command}: {r['severity']}: {r['message']} [{r['code']}]",
+              file=sys.stderr)
+    return 3 if strict and quality["status"] != "ok" else 0
 
 
 def add_resolution_argument(parser: argparse.ArgumentParser, default_help: str) -> None:

@@ -10,7 +10,8 @@ from ..pipeline.compare import read_density, read_placed_model
 from ..pipeline.memory import check_memory
 from ..pipeline.output import OutputDir
 from ..pipeline.plots import plot_scan
-from .options import add_common_options, add_pair_arguments, add_scan_arguments, scan_options
+from .options import (add_common_options, add_pair_arguments, add_scan_arguments,
+                      add_strict_option, report_quality, scan_options)
 from .progress import ProgressBar
 
 __all__ = ["add_parser", "run"]
@@ -25,6 +26,7 @@ def add_parser(subparsers) -> None:
                     "reference grid) and scan.png into --out.")
     add_pair_arguments(p)
     add_scan_arguments(p)
+    add_strict_option(p)
     add_common_options(p, max_memory=True)
     p.set_defaults(run=run)
 
@@ -56,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"voxel-scale factor {result.best_scale:.5f} ± {result.uncertainty:.5f} "
               f"({result.percent:+.3f} %); cc {result.cc_at_unit:.4f} at s = 1 -> "
-              f"{result.cc_best:.4f}; {result.seconds:.1f} s; written to {out.path}")
-    return 0
+              f"{result.cc_best:.4f}; {result.quality.status}; {result.seconds:.1f} s; "
+              f"written to {out.path}")
+    return report_quality("scan", result.quality.to_dict(), args.strict)

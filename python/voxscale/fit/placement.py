@@ -6,11 +6,10 @@ sequence alignment otherwise (homologues, renumbered or renamed chains). Pairs t
 more than the rest (a domain that rotated) are pruned in a few rounds, as ChimeraX matchmaker
 does. The superposition is Kabsch's SVD solution.
 
-Without models: the densities above their contours are aligned by their centroids and principal
-axes; every one of the 24 rotations that map the target's principal frame onto the reference's
-(axis permutations and sign flips, so near-degenerate axes are covered too) is refined by a
-quick rigid fit, and the best correlation wins. This finds a target rotated by any angle and
-shifted anywhere in its box, as long as the two maps show the same molecule.
+Without models: an exhaustive rotation search with an FFT translation search on coarse maps,
+the best distinct poses refined by rigid fits (:func:`voxscale.fit.search.global_search`).
+It does not depend on principal axes, so it places nearly spherical molecules at any rotation
+and parts into a whole map, and it reports how clearly the best pose won.
 
 Every transform maps target coordinates into the reference frame: x_ref = R·x_tgt + t.
 """
@@ -22,12 +21,11 @@ from typing import Optional
 import gemmi
 import numpy as np
 
-from ..errors import ModelFormatError, VoxscaleError
+from ..errors import ModelFormatError
 from ..maps.map import Map
 from ..threads import resolve_threads
-from .points import fit_points
-from .rigid import ReferenceGrid, rigid_fit
-from .rotations import axis_rotations, rotation_angle_deg
+from .rigid import ReferenceGrid
+from .search import global_search
 from .superpose import residue_pairs, superpose
 
 __all__ = ["Placement", "residue_pairs", "superpose_models", "place_by_maps"]
@@ -48,7 +46,11 @@ class Placement:
     rmsd : float
         Cα RMSD of the used pairs in Å (models), else NaN.
     cc : float
-        Correlation of the quick map fit (maps), else NaN.
+        Correlation of the refined map fit (maps), else NaN.
+    second_cc : float
+        Correlation of the best distinct other pose (maps), else NaN.
+    symmetry_mate : bool
+        That other pose is related to the best by a symmetry of the reference (maps).
     """
 
     transform: np.ndarray
@@ -56,6 +58,19 @@ class Placement:
     n_pairs: int = 0
     rmsd: float = float("nan")
     cc: float = float("nan")
+    second_cc: float = float("nan")
+    symmetry_mate: bool = False
+
+    @property
+    def gap(self) -> float:
+        """float : ``cc - second_cc``: how clearly the best map-only pose won (NaN if none)."""
+        return self.cc - self.second_cc
+
+    def to_dict(self) -> dict:
+        """dict : The placement as it appears in ``scan.json`` and ``summary.json``."""
+        return {"method": self.method, "n_pairs": self.n_pairs, "rmsd_A": self.rmsd,
+                "cc": self.cc, "second_cc": self.second_cc, "gap": self.gap,
+                "second_is_symmetry_mate": self.symmetry_mate}
 
 
 def superpose_models(ref_model: gemmi.Structure, target_model: gemmi.Structure, *,
@@ -97,19 +112,8 @@ def superpose_models(ref_model: gemmi.Structure, target_model: gemmi.Structure, 
     return Placement(m, "models", int(keep.sum()), rmsd)
 
 
-def _principal_frame(points: np.ndarray, weights: np.ndarray):
-    w = weights / weights.sum()
-    centroid = w @ points
-    d = points - centroid
-    cov = (d * w[:, None]).T @ d
-    _, vectors = np.linalg.eigh(cov)
-    if np.linalg.det(vectors) < 0:
-        vectors[:, 0] *= -1
-    return centroid, vectors
-
-
-def place_by_maps(ref: Map, target: Map, *, contour=None, ref_contour=None,
-                  n_refine: int = 4, reference_grid: Optional[ReferenceGrid] = None,
+def place_by_maps(ref: Map, target: Map, *, contour=None,
+                  reference_grid: Optional[ReferenceGrid] = None, n_rotations: int = 720,
                   nthreads: int = 0) -> Placement:
     """Map-only global placement of the target on the reference.
 
@@ -117,55 +121,23 @@ def place_by_maps(ref: Map, target: Map, *, contour=None, ref_contour=None,
     ----------
     ref, target : Map
     contour : float, optional
-        Target contour for the fit points (default: the molecular envelope, see :func:`voxscale.fit.fit_points`).
-    ref_contour : float, optional
-        Reference contour for its principal axes (default as for the target).
-    n_refine : int, optional
-        How many of the best distinct quick fits are refined before choosing (default 4).
+        Target contour for the fit points (default: the molecular envelope, see
+        :func:`voxscale.fit.fit_points`).
     reference_grid : ReferenceGrid, optional
         The reference prepared for cubic scoring, if the caller has it already (its spline
         coefficients are then not computed again).
+    n_rotations : int, optional
+        Rotations of the exhaustive search (default 720).
     nthreads : int, optional
         Threads (0 = all available).
 
     Returns
     -------
     Placement
-        method "maps", with the correlation of the best quick fit.
+        method "maps", with the correlation of the best refined pose and of the best distinct
+        other pose.
     """
-    nthreads = resolve_threads(nthreads)
-    tgt_pts = fit_points(target, contour, max_points=4000, nthreads=nthreads)
-    ref_pts = fit_points(ref, ref_contour, max_points=4000, role="reference",
-                         nthreads=nthreads)
-    c_t, e_t = _principal_frame(tgt_pts.xyz, tgt_pts.values - tgt_pts.values.min() + 1e-6)
-    c_r, e_r = _principal_frame(ref_pts.xyz, ref_pts.values - ref_pts.values.min() + 1e-6)
-    quick = ReferenceGrid(ref, order=1, nthreads=nthreads)
-    candidates = []
-    for q in axis_rotations():
-        m = np.eye(4)
-        m[:3, :3] = e_r @ q @ e_t.T
-        m[:3, 3] = c_r - m[:3, :3] @ c_t
-        try:
-            candidates.append(rigid_fit(quick, tgt_pts.xyz, tgt_pts.values, m, max_steps=60,
-                                        xtol=1e-2, nthreads=nthreads))
-        except VoxscaleError:
-            continue
-    if not candidates:
-        raise VoxscaleError("the target could not be placed on the reference: no orientation "
-                            "overlaps it")
-    # Pseudo-symmetric molecules give several nearly equal quick fits: the best few distinct
-    # poses are refined with the cubic interpolant and more points before one is chosen.
-    candidates.sort(key=lambda fit: -fit.cc)
-    distinct = []
-    for fit in candidates:
-        if all(rotation_angle_deg(fit.transform[:3, :3] @ other.transform[:3, :3].T) > 5.0
-               for other in distinct):
-            distinct.append(fit)
-        if len(distinct) == n_refine:
-            break
-    fine_pts = fit_points(target, contour, max_points=20000, nthreads=nthreads)
-    fine = (reference_grid if reference_grid is not None and reference_grid.order == 3
-            else ReferenceGrid(ref, order=3, nthreads=nthreads))
-    best = max((rigid_fit(fine, fine_pts.xyz, fine_pts.values, fit.transform, xtol=1e-3,
-                          nthreads=nthreads) for fit in distinct), key=lambda fit: fit.cc)
-    return Placement(best.transform, "maps", cc=best.cc)
+    found = global_search(ref, target, contour=contour, n_rotations=n_rotations,
+                          reference_grid=reference_grid, nthreads=resolve_threads(nthreads))
+    return Placement(found.fit.transform, "maps", cc=found.cc, second_cc=found.second_cc,
+                     symmetry_mate=found.second_is_symmetry_mate)

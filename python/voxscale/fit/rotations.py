@@ -1,15 +1,13 @@
-"""Rotations: rotation vectors and angles, and the 24 proper rotations of the coordinate axes.
+"""Rotations: rotation vectors and angles.
 
 Rotation vectors and angles are :class:`scipy.spatial.transform.Rotation`'s.
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-__all__ = ["rotation_from_vector", "rotation_angle_deg", "axis_rotations"]
+__all__ = ["rotation_from_vector", "rotation_angle_deg"]
 
 
 def rotation_from_vector(omega) -> np.ndarray:
@@ -45,20 +43,3 @@ def rotation_angle_deg(rotation) -> float:
     """
     return float(np.degrees(Rotation.from_matrix(np.asarray(rotation, dtype=np.float64))
                             .magnitude()))
-
-
-def axis_rotations() -> list:
-    """The 24 proper rotations that permute and flip the coordinate axes.
-
-    Returns
-    -------
-    list of numpy.ndarray, shape (3, 3)
-    """
-    out = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1, -1), repeat=3):
-            m = np.zeros((3, 3))
-            m[range(3), perm] = signs
-            if np.linalg.det(m) > 0:
-                out.append(m)
-    return out

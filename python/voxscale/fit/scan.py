@@ -20,8 +20,10 @@ from ..errors import OptionError, VoxscaleError
 from ..maps.map import Map
 from ..maps.models import check_model_in_map
 from ..maps.interpolation import resample
+from ..quality import Quality
 from ..threads import resolve_threads
 from .placement import Placement, place_by_maps, superpose_models
+from .search import mirrored
 from .points import FitPoints, fit_points
 from .rigid import FitResult, ReferenceGrid, TransformSummary, rigid_fit
 
@@ -77,6 +79,10 @@ class ScanOptions:
     anisotropic : bool
         After the isotropic scan, refine a symmetric 3x3 scale matrix (see
         :func:`voxscale.fit.anisotropic.refine_anisotropic_scale`).
+    both_directions : bool
+        Also scan the reference's points into the target (default True) and combine the two.
+    check_hand : bool
+        Also place the mirrored target (default True): if it fits better, say so.
 
     Raises
     ------
@@ -91,6 +97,8 @@ class ScanOptions:
     max_points: int = 80000
     order: int = 3
     anisotropic: bool = False
+    both_directions: bool = True
+    check_hand: bool = True
 
     def __post_init__(self):
         lo, hi = (float(v) for v in self.scale_range)
@@ -199,6 +207,13 @@ class ScanResult(TransformSummary):
         The options of the scan.
     fits : dict
         The rigid fit at every factor evaluated (:class:`voxscale.fit.FitResult`).
+    forward, reverse : DirectionScan or None
+        The two directions: the target into the reference, and the reference into the target
+        (``best_scale`` of the reverse estimates 1/s).
+    mirror : Placement or None
+        The best placement of the mirrored target (with ``check_hand``).
+    quality : Quality
+        The verdict: ``status`` "ok", "warning" or "unreliable" and the reasons.
     """
 
     best_scale: float
@@ -216,6 +231,10 @@ class ScanResult(TransformSummary):
     anisotropic: Optional[dict] = None
     options: ScanOptions = field(default_factory=ScanOptions)
     fits: dict = field(default_factory=dict, repr=False)
+    forward: Optional["DirectionScan"] = None
+    reverse: Optional["DirectionScan"] = None
+    mirror: Optional[Placement] = None
+    quality: Quality = field(default_factory=Quality)
 
     @property
     def percent(self) -> float:
@@ -249,8 +268,12 @@ class ScanResult(TransformSummary):
             "seconds": self.seconds,
             "n_points": self.n_points,
             "contour": self.contour,
-            "placement": {"method": self.placement.method, "n_pairs": self.placement.n_pairs,
-                          "rmsd_A": self.placement.rmsd, "cc": self.placement.cc},
+            "placement": self.placement.to_dict(),
+            "quality": self.quality.to_dict(),
+            "directions": {name: None if d is None else d.to_dict()
+                           for name, d in (("forward", self.forward),
+                                           ("reverse", self.reverse))},
+            "mirror_cc": None if self.mirror is None else self.mirror.cc,
         }
         if self.anisotropic is not None:
             out["anisotropic"] = {k: self.anisotropic[k] for k in (
@@ -359,11 +382,172 @@ def _checked_transform(transform, name: str) -> np.ndarray:
     return t
 
 
+#: Correlations at the best factor below these are "low" (unreliable) and "modest" (warning).
+LOW_CC, MODEST_CC = 0.3, 0.5
+#: A map-only placement whose best distinct other pose is this close is ambiguous.
+AMBIGUOUS_GAP = 0.02
+#: The mirrored target "fits better" when its correlation is higher by more than this.
+MIRROR_MARGIN = 0.02
+#: Two directions differ by up to about 1e-4 on resampled copies of one map (interpolation
+#: of the resampled copy): differences within this allowance are not flagged.
+DIRECTION_ALLOWANCE = 2e-4
+
+#: The scan widens its range automatically up to these factors before it gives up.
+WIDEST_RANGE = (0.85, 1.15)
+
+
+@dataclass
+class DirectionScan:
+    """One direction of the scan: the target's points into the reference, or the reverse.
+
+    Attributes
+    ----------
+    best_scale, uncertainty : float
+        Factor for the moving map's voxel size at the maximum, and its standard uncertainty
+        (parabola, 3/5/7-point spread and fit-point subsets combined).
+    scales, cc : numpy.ndarray
+        Every factor evaluated and its refitted correlation.
+    cc_best, cc_at_unit : float
+        At the best factor and at s = 1 (NaN if s = 1 was not evaluated).
+    transform : numpy.ndarray, shape (4, 4)
+        Rigid fit at the best factor.
+    scale_range : (float, float)
+        The range scanned (after any automatic widening).
+    at_edge : bool
+        The maximum is at the end of the widest range.
+    refined : bool
+        The parabola's vertex, refitted, is at least as good as the best sample (else the
+        best sample is reported).
+    cc_noise : float
+        Standard error of a correlation difference along the curve, from the scatter over
+        fit-point subsets.
+    gain : float
+        ``cc_best - cc_at_unit``.
+    drop : float
+        ``cc_best`` minus the lower of the correlations at the two ends of the range.
+    fits : dict
+        The rigid fit at every factor.
+    """
+
+    best_scale: float
+    uncertainty: float
+    scales: np.ndarray
+    cc: np.ndarray
+    cc_best: float
+    cc_at_unit: float
+    transform: np.ndarray
+    scale_range: tuple
+    at_edge: bool
+    refined: bool
+    cc_noise: float
+    gain: float
+    drop: float
+    fits: dict = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        """dict : The direction's numbers (``scan.json`` ``directions``)."""
+        return {"best_scale": self.best_scale, "uncertainty": self.uncertainty,
+                "scales": self.scales, "cc": self.cc, "cc_best": self.cc_best,
+                "cc_at_unit": self.cc_at_unit, "scale_range": list(self.scale_range),
+                "at_edge": self.at_edge, "refined": self.refined, "cc_noise": self.cc_noise,
+                "gain_over_unit": self.gain, "drop_to_range_ends": self.drop}
+
+
+def _curve_scan(sweep: "ScaleSweep", opts: ScanOptions, centre: float, *,
+                progress: Optional[Progress], widen: bool) -> tuple:
+    """Coarse pass over the range around ``centre`` (widened while the maximum is at its
+    end), then the fine step around the coarse maximum. Returns (range, finest step)."""
+    if opts.scales is not None:
+        sweep.run(opts.scales, progress=progress)
+        return (min(opts.scales), max(opts.scales)), None
+    lo, hi = (centre * f for f in opts.scale_range)
+    coarse_step = opts.coarse_step
+    fine_half = int(round(coarse_step / opts.step))
+    coarse = factor_grid_about(centre, (lo, hi), coarse_step)
+    total = len(coarse) + 2 * fine_half - 1
+    sweep.run(coarse, progress=progress, total=total)
+    while widen:
+        keys, cc = sweep.curve()
+        i = int(np.argmax(cc))
+        grow_lo = i == 0 and keys[0] - coarse_step >= WIDEST_RANGE[0] * centre - 1e-12
+        grow_hi = i == len(keys) - 1 and keys[-1] + coarse_step <= WIDEST_RANGE[1] * centre + 1e-12
+        if not (grow_lo or grow_hi):
+            break
+        new = keys[0] - coarse_step if grow_lo else keys[-1] + coarse_step
+        lo, hi = min(lo, new), max(hi, new)
+        sweep.run([new], progress=progress, done=len(keys), total=len(keys) + 2 * fine_half)
+    keys, cc = sweep.curve()
+    best_coarse = keys[int(np.argmax(cc))]
+    fine = best_coarse + opts.step * np.arange(-fine_half, fine_half + 1)
+    fine = np.array([x for x in fine if lo - 1e-12 <= x <= hi + 1e-12 and x not in sweep])
+    sweep.run(fine, progress=progress, done=len(keys), total=len(keys) + len(fine))
+    return (float(lo), float(hi)), opts.step
+
+
+def factor_grid_about(centre: float, scale_range, step: float) -> np.ndarray:
+    """Factors centre + k·step (k whole) within a range that contains ``centre``."""
+    lo, hi = scale_range
+    n_lo = int(np.floor((centre - lo) / step + 1e-9))
+    n_hi = int(np.floor((hi - centre) / step + 1e-9))
+    return centre + step * np.arange(-n_lo, n_hi + 1)
+
+
+def _direction(grid: ReferenceGrid, pts: FitPoints, start, opts: ScanOptions, *,
+               centre: float, widen: bool, progress: Optional[Progress],
+               nthreads: int) -> DirectionScan:
+    """Scan one direction (see :class:`DirectionScan`)."""
+    sweep = ScaleSweep(grid, pts, start, nthreads=nthreads)
+    sweep.fit(centre)
+    scan_range, finest = _curve_scan(sweep, opts, centre, progress=progress, widen=widen)
+    keys, cc = sweep.curve()
+    best, uncertainty = peak_of_curve(keys, cc, finest)
+    final = sweep.fit(best)
+    i_max = int(np.argmax(cc))
+    refined = bool(final.cc >= cc[i_max] - 1e-12)
+    if not refined:  # never report a factor worse than one already sampled
+        best = float(keys[i_max])
+        final = sweep.fit(best)
+        uncertainty = max(uncertainty, finest or 0.0)
+    keys, cc = sweep.curve()
+    stats = _subset_statistics(grid, pts, sweep.fits, keys, cc, best)
+    uncertainty = float(np.hypot(uncertainty, stats["peak_se"]))
+    unit = sweep.fits.get(_key(1.0))
+    cc_unit = unit.cc if unit is not None else float("nan")
+    widest = (WIDEST_RANGE[0] * centre, WIDEST_RANGE[1] * centre)
+    at_edge = bool(opts.scales is None and (
+        (best <= keys[0] + 1e-12 and keys[0] <= widest[0] + opts.coarse_step)
+        or (best >= keys[-1] - 1e-12 and keys[-1] >= widest[1] - opts.coarse_step)
+        or not widen and best in (keys[0], keys[-1])))
+    return DirectionScan(best, uncertainty, keys, cc, final.cc, cc_unit, final.transform,
+                         scan_range, at_edge, refined, stats["cc_noise"],
+                         final.cc - cc_unit, final.cc - min(cc[0], cc[-1]), sweep.fits)
+
+
+def _reverse_start(forward: DirectionScan, ref_center, target_center) -> np.ndarray:
+    """The forward fit turned around: reference points scaled by 1/s about the reference's
+    centre, into the target's frame (x_tgt = R^T·y + t_r)."""
+    s = forward.best_scale
+    rot, t = forward.transform[:3, :3], forward.transform[:3, 3]
+    out = np.eye(4)
+    out[:3, :3] = rot.T
+    out[:3, 3] = (target_center * (1 - 1 / s) + rot.T @ (ref_center - t) / s
+                  - rot.T @ ref_center)
+    return out
+
+
 def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *,
                      options: Optional[ScanOptions] = None, initial_transform=None,
                      reference_grid: Optional[ReferenceGrid] = None, nthreads: int = 0,
                      progress: Optional[Progress] = None, **option_changes) -> ScanResult:
     """Find the relative voxel-scale factor of a target map against a reference map.
+
+    The target's points are fitted into the reference at each trial factor (the forward
+    direction), then the reference's points into the target around the inverse of the
+    forward answer (the reverse direction); the reported factor combines the two, and their
+    disagreement is part of its uncertainty. The result carries a verdict
+    (:attr:`ScanResult.quality`): a maximum at the end of the widest range, a flat curve, a
+    low correlation, a weak or ambiguous placement, a better-fitting mirror image or
+    disagreeing directions are reported, in words, not hidden.
 
     Parameters
     ----------
@@ -371,9 +555,10 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         Reference and target maps (any boxes, voxel sizes and origins).
     ref_model, target_model : gemmi.Structure, optional
         Models of the two maps; with both, the initial placement superposes their Cα atoms.
-        Without them the placement is map-only (:func:`voxscale.fit.place_by_maps`).
+        Without them the placement is an exhaustive map-only search
+        (:func:`voxscale.fit.place_by_maps`).
     options : ScanOptions, optional
-        Range, step, contour, interpolation, anisotropic refinement (default
+        Range, step, contour, interpolation, anisotropic refinement, checks (default
         ``ScanOptions()``).
     initial_transform : array_like, shape (4, 4), optional
         Start from this placement (x_ref = R·x_tgt + t) instead of models or a map search.
@@ -418,48 +603,83 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
                                        or reference_grid.order != opts.order):
         raise OptionError("reference_grid must be ReferenceGrid(ref, order=options.order)")
     grid = reference_grid or ReferenceGrid(ref, order=opts.order, nthreads=nthreads)
+    cubic = grid if grid.order == 3 else None
     if initial_transform is not None:
         placement = Placement(_checked_transform(initial_transform, "initial_transform"),
                               "given")
     elif ref_model is not None and target_model is not None:
         placement = superpose_models(ref_model, target_model)
     else:
-        placement = place_by_maps(ref, target, contour=opts.contour,
-                                  reference_grid=grid if grid.order == 3 else None,
+        placement = place_by_maps(ref, target, contour=opts.contour, reference_grid=cubic,
                                   nthreads=nthreads)
-    sweep = ScaleSweep(grid, pts, placement.transform, nthreads=nthreads)
-    unit = sweep.fit(1.0)
-    if opts.scales is not None:
-        sweep.run(opts.scales, progress=progress)
-        finest = None
-    else:
-        coarse = opts.coarse_factors()
-        fine_half = int(round(opts.coarse_step / opts.step))
-        total = len(coarse) + 2 * fine_half - 1  # the fine grid shares about 3 coarse points
-        sweep.run(coarse, progress=progress, total=total)
-        keys, cc = sweep.curve()
-        best_coarse = keys[int(np.argmax(cc))]
-        lo, hi = opts.scale_range
-        fine = best_coarse + opts.step * np.arange(-fine_half, fine_half + 1)
-        fine = np.array([x for x in fine if lo - 1e-12 <= x <= hi + 1e-12 and x not in sweep])
-        sweep.run(fine, progress=progress, done=len(coarse), total=len(coarse) + len(fine))
-        finest = opts.step
-    keys, cc = sweep.curve()
-    best, uncertainty = peak_of_curve(keys, cc, finest)
-    uncertainty = float(np.hypot(uncertainty, _subset_spread(grid, pts, sweep.fits, keys, cc)))
-    final = sweep.fit(best)
-    keys, cc = sweep.curve()
+    forward = _direction(grid, pts, placement.transform, opts, centre=1.0, widen=True,
+                         progress=progress, nthreads=nthreads)
+    reverse = None
+    if opts.both_directions and opts.scales is None:
+        ref_pts = fit_points(ref, None, max_points=opts.max_points, role="reference",
+                             nthreads=nthreads)
+        target_grid = ReferenceGrid(target, order=opts.order, nthreads=nthreads)
+        reverse = _direction(target_grid, ref_pts,
+                             _reverse_start(forward, ref_pts.center, pts.center),
+                             _local_options(opts), centre=1.0 / forward.best_scale,
+                             widen=False, progress=None, nthreads=nthreads)
+    best, uncertainty = _combine(forward, reverse)
+    final = ScaleSweep(grid, pts, forward.transform, nthreads=nthreads)
+    final.fits = dict(forward.fits)
+    fit = final.fit(best)
+    mirror = None
+    if opts.check_hand:
+        mirror = place_by_maps(ref, mirrored(target), contour=opts.contour,
+                               reference_grid=cubic, nthreads=nthreads)
+    keys, cc = final.curve()
+    unit = final.fits.get(_key(1.0))
     result = ScanResult(best_scale=best, uncertainty=uncertainty, scales=keys, cc=cc,
-                        transform=final.transform, cc_at_unit=unit.cc, cc_best=final.cc,
-                        placement=placement, contour=pts.contour, n_points=len(pts),
-                        seconds=0.0, target_center=pts.center.copy(), options=opts,
-                        fits=sweep.fits)
+                        transform=fit.transform,
+                        cc_at_unit=unit.cc if unit is not None else float("nan"),
+                        cc_best=fit.cc, placement=placement, contour=pts.contour,
+                        n_points=len(pts), seconds=0.0, target_center=pts.center.copy(),
+                        options=opts, fits=final.fits, forward=forward, reverse=reverse,
+                        mirror=mirror)
     if opts.anisotropic:
         from .anisotropic import refine_anisotropic_scale
-        result.anisotropic = refine_anisotropic_scale(grid, pts, best, final.transform,
+        result.anisotropic = refine_anisotropic_scale(grid, pts, best, fit.transform,
                                                       nthreads=nthreads)
+    result.quality = scan_quality(result)
     result.seconds = time.perf_counter() - start_time
     return result
+
+
+def _local_options(opts: ScanOptions) -> ScanOptions:
+    """The reverse direction: the fine step only, four steps either side of its centre (its
+    coarse pass is then the fine step too)."""
+    half = 4 * opts.step
+    return _LocalOptions(scale_range=(1 - half, 1 + half), step=opts.step,
+                         contour=None, max_points=opts.max_points, order=opts.order)
+
+
+@dataclass(frozen=True)
+class _LocalOptions(ScanOptions):
+    """ScanOptions whose coarse pass uses the fine step (a short local curve)."""
+
+    @property
+    def coarse_step(self) -> float:
+        return self.step
+
+
+def _combine(forward: DirectionScan, reverse: Optional[DirectionScan]):
+    """The reported factor and uncertainty from the two directions.
+
+    The reverse factor r estimates 1/s. The two directions use the same data, so averaging
+    them does not reduce the noise: the uncertainty is the larger of the two, combined with
+    half their disagreement.
+    """
+    if reverse is None:
+        return forward.best_scale, forward.uncertainty
+    s_r = 1.0 / reverse.best_scale
+    u_r = reverse.uncertainty / reverse.best_scale ** 2
+    best = 0.5 * (forward.best_scale + s_r)
+    u = float(np.hypot(max(forward.uncertainty, u_r), 0.5 * (forward.best_scale - s_r)))
+    return float(best), u
 
 
 def peak_of_curve(scales, cc, step: Optional[float] = None):
@@ -577,28 +797,119 @@ def corrected_target(ref: Map, target: Map, result: ScanResult, *, order: int = 
                     nthreads=nthreads)
 
 
-def _subset_spread(grid, pts: FitPoints, fits: dict, keys, cc, n_subsets: int = 4) -> float:
-    """Standard error of the peak from its scatter over interleaved subsets of the fit points.
+#: Edge (Å) of the blocks that make the fit-point subsets: larger than the correlation length
+#: of the noise in a map at its resolution, so that subsets see independent noise.
+SUBSET_BLOCK = 10.0
 
-    Each subset is scored at the fitted transforms of the factors around the maximum (no
-    refit), its own peak is refined, and the spread of the subset peaks divided by
-    sqrt(n_subsets) estimates how much the noise in the maps moves the answer.
+
+def _block_subsets(xyz: np.ndarray, n_subsets: int) -> np.ndarray:
+    """Subset (0..n-1) of each point: whole blocks of SUBSET_BLOCK Å go to one subset, the
+    blocks spread over the subsets by a fixed hash (deterministic)."""
+    b = np.floor(xyz / SUBSET_BLOCK).astype(np.int64)
+    mixed = (b[:, 0] * 73856093) ^ (b[:, 1] * 19349663) ^ (b[:, 2] * 83492791)
+    return np.mod(mixed, n_subsets)
+
+
+def _subset_statistics(grid, pts: FitPoints, fits: dict, keys, cc, best: float,
+                       n_subsets: int = 8) -> dict:
+    """Noise estimates from subsets of the fit points (no refits).
+
+    The subsets are made of whole blocks of about 10 Å, so that the noise each one sees is
+    nearly independent of the others' (interleaved subsets of neighbouring points share the
+    same noise features and would understate it). Each subset is scored at the fitted
+    transforms of the factors around the maximum, at the ends of the curve and at s = 1.
+    Returned: ``peak_se``, the scatter of the subsets' own peaks divided by sqrt(n_subsets)
+    (how much the noise in the maps moves the answer), and ``cc_noise``, the standard error of
+    a correlation difference along the curve (the best factor against the others).
     """
+    out = {"peak_se": 0.0, "cc_noise": 0.0}
     i = int(np.argmax(cc))
-    near = keys[max(0, i - 3): i + 4]
-    if len(near) < 3 or len(pts) < 40 * n_subsets:
-        return 0.0
-    peaks = []
+    near = list(keys[max(0, i - 3): i + 4])
+    label = _block_subsets(pts.xyz, n_subsets)
+    sizes = np.bincount(label, minlength=n_subsets)
+    if len(near) < 3 or sizes.min() < 40:
+        return out
+    others = [k for k in (keys[0], keys[-1], _key(1.0)) if k in fits and k not in near]
+    at = near + others
+    curves = []
     for j in range(n_subsets):
-        sub = slice(j, None, n_subsets)
+        sub = label == j
         xyz = np.ascontiguousarray(pts.xyz[sub])
         values = np.ascontiguousarray(pts.values[sub] - pts.values[sub].mean())
         sub_pts = FitPoints(xyz, values, pts.center, pts.contour)
-        sub_cc = []
-        for s in near:
+        row = []
+        for s in at:
             t = fits[float(s)].transform
             p = sub_pts.scaled(float(s))
             c = p.mean(axis=0)
-            sub_cc.append(grid.score(p, values, t[:3, :3], t[:3, :3] @ c + t[:3, 3] - c, c)[0])
-        peaks.append(refine_peak(near, np.array(sub_cc))[0])
-    return float(np.std(peaks, ddof=1) / np.sqrt(n_subsets))
+            row.append(grid.score(p, values, t[:3, :3], t[:3, :3] @ c + t[:3, 3] - c, c)[0])
+        curves.append(row)
+    curves = np.array(curves)
+    peaks = np.array([refine_peak(near, row[:len(near)])[0] for row in curves])
+    out["peak_se"] = float(np.std(peaks, ddof=1) / np.sqrt(n_subsets))
+    top = curves[:, int(np.argmax(cc[max(0, i - 3): i + 4]))][:, None]
+    diffs = top - curves
+    out["cc_noise"] = float(np.max(np.std(diffs, axis=0, ddof=1)) / np.sqrt(n_subsets))
+    return out
+
+
+def scan_quality(result: "ScanResult") -> Quality:
+    """The verdict on a scan (see :mod:`voxscale.quality` for the codes).
+
+    Parameters
+    ----------
+    result : ScanResult
+
+    Returns
+    -------
+    Quality
+    """
+    q = Quality()
+    f = result.forward
+    if f is None:
+        return q
+    noise = max(f.cc_noise, 1e-5)
+    if f.at_edge:
+        q.add("range_edge", f"the correlation is largest at the end of the scanned range "
+                            f"({f.scale_range[0]:.3f}-{f.scale_range[1]:.3f}, widened up to "
+                            f"±15 %): the factor is outside it, or the maps do not match")
+    if f.drop < 3 * noise:
+        q.add("flat_curve", f"the correlation changes by only {f.drop:.2g} over the scanned "
+                            f"factors (noise {noise:.2g}): the scan cannot tell the factors "
+                            "apart")
+    if (np.isfinite(f.gain) and abs(result.best_scale - 1) > 3 * result.uncertainty
+            and f.gain < 2 * noise):
+        q.add("no_gain_over_unit", f"the best factor {result.best_scale:.4f} fits only "
+                                   f"{f.gain:.2g} better than s = 1, within the noise "
+                                   f"({noise:.2g})")
+    if result.cc_best < LOW_CC:
+        q.add("low_correlation", f"the correlation at the best factor is {result.cc_best:.3f}: "
+                                 "the maps do not match well enough for a scale")
+    elif result.cc_best < MODEST_CC:
+        q.add("modest_correlation", f"the correlation at the best factor is only "
+                                    f"{result.cc_best:.3f}")
+    if not f.refined:
+        q.add("peak_not_refined", "a parabola through the top of the curve did not improve on "
+                                  "the best sampled factor, which is reported instead")
+    p = result.placement
+    if p.method == "maps":
+        if not p.cc >= LOW_CC:
+            q.add("weak_placement", f"the best map-only pose reaches a correlation of only "
+                                    f"{p.cc:.3f}")
+        elif np.isfinite(p.gap) and p.gap < AMBIGUOUS_GAP and not p.symmetry_mate:
+            q.add("ambiguous_placement", f"two different poses fit about equally well "
+                                         f"(correlation {p.cc:.3f} and {p.second_cc:.3f})")
+    if result.mirror is not None and result.mirror.cc > result.cc_best + MIRROR_MARGIN:
+        q.add("mirror_fits_better", f"the mirrored target fits better (correlation "
+                                    f"{result.mirror.cc:.3f} against {result.cc_best:.3f}): "
+                                    "one of the maps probably has the wrong hand")
+    r = result.reverse
+    if r is not None:
+        s_r = 1.0 / r.best_scale
+        u = float(np.sqrt(f.uncertainty ** 2 + (r.uncertainty / r.best_scale ** 2) ** 2
+                          + DIRECTION_ALLOWANCE ** 2))
+        if abs(f.best_scale - s_r) > 3 * u:
+            q.add("directions_disagree", f"the target into the reference gives "
+                                         f"{f.best_scale:.5f}, the reference into the target "
+                                         f"{s_r:.5f} (±{u:.5f})")
+    return q

@@ -26,12 +26,17 @@ from ..maps.interpolation import resample, spline_coefficients
 from ..reciprocal.difference import (DifferenceResult, compare_amplitudes, estimate_resolution,
                                      real_space_difference, vector_difference)
 from ..reciprocal.peaks import PeakTable, find_peaks
-from ..reciprocal.scaling import ScalingResult
+from ..maps.map import relabel_voxel_size
+from ..quality import Quality
+from ..reciprocal.scaling import WILSON_R_ACENTRIC, ScalingResult
 from ..reciprocal.shells import check_resolution_range
 from ..threads import resolve_threads
 
 __all__ = ["CompareResult", "compare", "compare_files", "read_density", "read_placed_model",
-           "scale_error_matters"]
+           "scale_error_matters", "amplitude_quality", "R_NEAR_UNRELATED"]
+
+#: R after correction above this fraction of the unrelated-maps limit (58.6 %) is unreliable.
+R_NEAR_UNRELATED = 0.85
 
 
 @dataclass
@@ -64,6 +69,14 @@ class CompareResult:
         Seconds per step.
     inputs, parameters : dict
         What was compared and with which options (recorded in the summary).
+    quality : Quality
+        The verdict: the scan's reasons and those of the amplitude comparison.
+    voxel_sizes : dict
+        Header voxel sizes of the reference and the target, and the target's corrected one
+        (x, y, z, Å).
+    target_voxel_fixed : Map or None
+        The target unchanged but for its corrected voxel size (what ChimeraX's
+        ``volume voxelSize`` would give), box centre kept.
     """
 
     scan: ScanResult
@@ -80,6 +93,9 @@ class CompareResult:
     timings: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     parameters: dict = field(default_factory=dict)
+    quality: Quality = field(default_factory=Quality)
+    voxel_sizes: dict = field(default_factory=dict)
+    target_voxel_fixed: Optional[Map] = None
 
     def to_dict(self) -> dict:
         """Every number, machine-readable: the content of ``summary.json``.
@@ -217,9 +233,43 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         with step("models"):
             expansion = model_expansion(ref_model, target_model)
     parameters = {"resolution": [d_max, d_min], "threads": nthreads, "sigma": sigma,
-                  "range": list(scan.options.scale_range), "step": scan.options.step}
+                  "range": list(scan.options.scale_range), "step": scan.options.step,
+                  "contour": scan.options.contour, "anisotropic": scan.options.anisotropic}
+    quality = Quality()
+    quality.extend(scan.quality)
+    quality.extend(amplitude_quality(before, after))
+    corrected_voxel = target.voxel_size * scan.best_scale
+    voxel_sizes = {"reference": ref.voxel_size, "target_header": target.voxel_size,
+                   "target_corrected": corrected_voxel}
     return CompareResult(scan, corrected, before, after, diff, real_space, peaks, d_max, d_min,
-                         expansion, moved, timings, parameters=parameters)
+                         expansion, moved, timings, parameters=parameters, quality=quality,
+                         voxel_sizes=voxel_sizes,
+                         target_voxel_fixed=relabel_voxel_size(target, corrected_voxel))
+
+
+def amplitude_quality(before: ScalingResult, after: ScalingResult) -> Quality:
+    """Reasons from the amplitude comparison: R not lower after the correction, or near the
+    58.6 % of unrelated maps.
+
+    Parameters
+    ----------
+    before, after : ScalingResult
+        The uncorrected and the corrected target against the reference.
+
+    Returns
+    -------
+    Quality
+    """
+    q = Quality()
+    limit = 100 * WILSON_R_ACENTRIC
+    if after.r_overall > before.r_overall + 0.05:
+        q.add("r_not_improved", f"the amplitude difference R is {after.r_overall:.1f} % after "
+                                f"the correction, against {before.r_overall:.1f} % before")
+    if after.r_overall > R_NEAR_UNRELATED * limit:
+        q.add("r_near_unrelated", f"R after correction is {after.r_overall:.1f} %, near the "
+                                  f"{limit:.1f} % of unrelated maps: they hardly share signal "
+                                  "at this resolution")
+    return q
 
 
 def read_density(path, role: str) -> Map:

@@ -14,7 +14,8 @@ from .summary import summary
 
 __all__ = ["write_outputs", "OUTPUT_FILES"]
 
-OUTPUT_FILES = ["report.html", "summary.json", "target_corrected.mrc", "difference.mrc",
+OUTPUT_FILES = ["report.html", "summary.json", "target_corrected.mrc",
+                "target_voxel_fixed.mrc", "difference.mrc",
                 "difference_realspace.mrc", "peaks.csv", "peaks.json", "peaks.cmm",
                 "structure_factors.mtz", "scan.png", "shells.png", "expansion.png"]
 
@@ -52,9 +53,25 @@ def _render_html(s: dict, images: dict) -> str:
     params = "".join(f"<tr><td>{e(k)}</td><td>{e(str(val))}</td></tr>"
                      for k, val in s["parameters"].items())
     versions = ", ".join(f"{k} {val}" for k, val in s["versions"].items())
+    q = s["quality"]
+    colour = {"ok": "#1e7b34", "warning": "#b36b00", "unreliable": "#b3261e"}[q["status"]]
+    words = {"ok": "OK: no problem was found with this result.",
+             "warning": "WARNING: use this result with care, for the reasons below.",
+             "unreliable": "UNRELIABLE: do not use this result, for the reasons below."}
+    reasons = "".join(f"<li><b>{e(r['severity'])}</b>: {e(r['message'])} "
+                      f"<code>{e(r['code'])}</code></li>" for r in q["reasons"])
+    sizes = s["voxel_sizes"]
+    voxels = (f"<p>Voxel sizes (x, y, z, Å): reference {_xyz(sizes['reference'])}; target "
+              f"header {_xyz(sizes['target_header'])}; target corrected "
+              f"<b>{_xyz(sizes['target_corrected'])}</b> (<code>target_voxel_fixed.mrc</code> "
+              "is the target with that voxel size, box centre kept).</p>")
     sections = [
         "<h1>voxscale comparison</h1>",
+        f'<div class="status" style="border-color:{colour}"><p style="color:{colour};'
+        f'font-weight:bold;font-size:120%">{words[q["status"]]}</p>'
+        + (f"<ul>{reasons}</ul>" if reasons else "") + "</div>",
         f'<p class="verdict">{verdict}</p>',
+        voxels,
         f"<p>Correlation of the fitted target: {v['cc_at_unit']:.4f} at the header voxel size, "
         f"{v['cc_best']:.4f} after correction ({v['n_points']} fit points, placement by "
         f"{e(v['placement']['method'])}). Amplitude difference R over "
@@ -85,9 +102,14 @@ def _render_html(s: dict, images: dict) -> str:
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "img{max-width:100%}table{border-collapse:collapse;margin:.6em 0}"
              "td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}"
-             ".verdict{font-size:115%;background:#f3f6fa;padding:.6em;border-left:4px solid #1f5fa8}")
+             ".verdict{font-size:115%;background:#f3f6fa;padding:.6em;border-left:4px solid #1f5fa8}"
+             ".status{border:2px solid;padding:.2em .8em;margin:.8em 0}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>voxscale report</title>"
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n")
+
+
+def _xyz(v) -> str:
+    return ", ".join(f"{float(x):.4f}" for x in v)
 
 
 def _fmt(value, spec: str) -> str:
@@ -118,6 +140,8 @@ def write_outputs(result: CompareResult, out: OutputDir, *, extra: Optional[dict
     s = summary(result)
     s.update(extra or {})
     result.corrected.write(out / "target_corrected.mrc")
+    if result.target_voxel_fixed is not None:
+        result.target_voxel_fixed.write(out / "target_voxel_fixed.mrc")
     result.difference.map.write(out / "difference.mrc")
     result.real_space.write(out / "difference_realspace.mrc")
     out.write_text("peaks.json", result.peaks.to_json())

@@ -14,11 +14,13 @@ from .._version import __version__
 from ..reciprocal.scaling import WILSON_R_ACENTRIC
 from .compare import CompareResult, scale_error_matters
 
-__all__ = ["summary", "survey_row", "SURVEY_COLUMNS"]
+__all__ = ["summary", "survey_row", "SURVEY_COLUMNS", "SURVEY_QUALITY_COLUMNS"]
 
 #: The numbers of a comparison kept by a survey (columns of ``results.csv``).
 SURVEY_COLUMNS = ("best_scale", "uncertainty", "percent", "cc_before", "cc_after", "r_before",
                   "r_after", "d_max", "d_min")
+#: The verdict kept by a survey: the status and the reason codes (";"-separated).
+SURVEY_QUALITY_COLUMNS = ("quality", "quality_reasons")
 
 
 def _outer_radius(result: CompareResult) -> float:
@@ -45,7 +47,8 @@ def summary(result: CompareResult, *, inputs: Optional[dict] = None,
     Returns
     -------
     dict
-        Keys ``voxel_scale``, ``resolution``, ``amplitude_difference``, ``difference_map``,
+        Keys ``quality`` (``status`` and ``reasons``), ``voxel_sizes``, ``voxel_scale``,
+        ``resolution``, ``amplitude_difference``, ``difference_map``,
         ``peaks``, ``timings``, ``inputs``, ``parameters``, ``versions`` and, with two models,
         ``expansion``. Without a difference map (a survey), ``difference_map`` is None and
         ``peaks`` is empty.
@@ -69,6 +72,8 @@ def summary(result: CompareResult, *, inputs: Optional[dict] = None,
             "ref": p.nearest.get("ref"), "target": p.nearest.get("target"),
         })
     out = {
+        "quality": result.quality.to_dict(),
+        "voxel_sizes": result.voxel_sizes,
         "voxel_scale": {
             "best_scale": scan.best_scale, "uncertainty": scan.uncertainty,
             "percent": scan.percent, "percent_uncertainty": 100 * scan.uncertainty,
@@ -76,8 +81,8 @@ def summary(result: CompareResult, *, inputs: Optional[dict] = None,
             "scales": scan.scales, "cc": scan.cc, "transform": scan.transform,
             "rotation_deg": scan.rotation_deg, "shift_A": scan.shift_A,
             "n_points": scan.n_points, "contour": scan.contour,
-            "placement": {"method": scan.placement.method, "n_pairs": scan.placement.n_pairs,
-                          "rmsd_A": scan.placement.rmsd},
+            "placement": scan.placement.to_dict(),
+            "directions": scan.to_dict()["directions"], "mirror_cc": scan.to_dict()["mirror_cc"],
             "matters": matters, "outer_radius_A": radius, "displacement_at_outer_radius_A": shift,
         },
         "resolution": {"d_max": result.d_max, "d_min": result.d_min},
@@ -126,4 +131,7 @@ def survey_row(s: dict) -> dict:
            "percent": v["percent"], "cc_before": v["cc_at_unit"], "cc_after": v["cc_best"],
            "r_before": a["before"], "r_after": a["after"], "d_max": r["d_max"],
            "d_min": r["d_min"]}
-    return {k: None if val is None else float(val) for k, val in row.items()}
+    row = {k: None if val is None else float(val) for k, val in row.items()}
+    row["quality"] = s["quality"]["status"]
+    row["quality_reasons"] = ";".join(r["code"] for r in s["quality"]["reasons"])
+    return row
