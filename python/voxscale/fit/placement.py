@@ -139,5 +139,10 @@ def place_by_maps(ref: Map, target: Map, *, contour=None,
     """
     found = global_search(ref, target, contour=contour, n_rotations=n_rotations,
                           reference_grid=reference_grid, nthreads=resolve_threads(nthreads))
+    return placement_of(found)
+
+
+def placement_of(found) -> Placement:
+    """The :class:`Placement` of a :class:`voxscale.fit.search.GlobalSearch`."""
     return Placement(found.fit.transform, "maps", cc=found.cc, second_cc=found.second_cc,
                      symmetry_mate=found.second_is_symmetry_mate)

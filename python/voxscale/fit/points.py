@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import VoxscaleError
-from ..maps.map import Map
+from ..maps.map import Map, is_constant, mean_std
 from ..reciprocal.transform import low_pass
 from ..threads import resolve_threads
 
@@ -36,8 +36,8 @@ def auto_contour(map: Map) -> float:
     float
         Density level.
     """
-    d = map.data
-    return float(d.mean(dtype=np.float64) + d.std(dtype=np.float64))
+    mean, std = mean_std(map.data)
+    return mean + std
 
 
 @dataclass
@@ -80,6 +80,34 @@ class FitPoints:
         d = self.xyz - self.center
         return np.ascontiguousarray(self.center + (d * s if s.ndim == 0 else d @ s.T))
 
+    def subsample(self, max_points: int) -> "FitPoints":
+        """An evenly spread subset of about ``max_points`` (every k-th point; all if fewer),
+        values centred again.
+
+        Returns
+        -------
+        FitPoints
+        """
+        if len(self) <= max_points:
+            return self
+        keep = slice(None, None, int(np.ceil(len(self) / max_points)))
+        values = self.values[keep].astype(np.float64)
+        return FitPoints(np.ascontiguousarray(self.xyz[keep]),
+                         (values - values.mean()).astype(np.float32), self.center,
+                         self.contour)
+
+    def mirrored(self) -> "FitPoints":
+        """The points of the target reflected through the plane x = its box centre (what
+        :func:`voxscale.fit.search.mirrored` does to the map).
+
+        Returns
+        -------
+        FitPoints
+        """
+        xyz = self.xyz.copy()
+        xyz[:, 0] = 2.0 * self.center[0] - xyz[:, 0]
+        return FitPoints(xyz, self.values, self.center, self.contour)
+
 
 def fit_points(target: Map, contour=None, *, max_points: int = 0,
                envelope_resolution: float = ENVELOPE_RESOLUTION,
@@ -121,7 +149,7 @@ def fit_points(target: Map, contour=None, *, max_points: int = 0,
     VoxscaleError
         If fewer than 10 points are selected.
     """
-    if not float(np.std(target.data, dtype=np.float64)) > 0:
+    if is_constant(target.data):
         raise VoxscaleError(f"the {role} map is constant ({float(target.data.flat[0]):.4g} "
                             "everywhere): there is nothing to fit")
     if contour is None:

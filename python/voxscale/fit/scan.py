@@ -17,13 +17,13 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from ..errors import OptionError, VoxscaleError
-from ..maps.map import Map
+from ..maps.map import Map, is_constant
 from ..maps.models import check_model_in_map
 from ..maps.interpolation import resample
 from ..quality import Quality
 from ..threads import resolve_threads
-from .placement import Placement, place_by_maps, superpose_models
-from .search import mirrored
+from .placement import Placement, placement_of, superpose_models
+from .search import PlacementSearch
 from .points import FitPoints, fit_points
 from .rigid import FitResult, ReferenceGrid, TransformSummary, rigid_fit
 
@@ -386,11 +386,18 @@ def _checked_transform(transform, name: str) -> np.ndarray:
 LOW_CC, MODEST_CC = 0.3, 0.5
 #: A map-only placement whose best distinct other pose is this close is ambiguous.
 AMBIGUOUS_GAP = 0.02
+#: Rotations of the mirrored target's search.
+MIRROR_ROTATIONS = 360
 #: The mirrored target "fits better" when its correlation is higher by more than this.
 MIRROR_MARGIN = 0.02
 #: Two directions differ by up to about 1e-4 on resampled copies of one map (interpolation
 #: of the resampled copy): differences within this allowance are not flagged.
 DIRECTION_ALLOWANCE = 2e-4
+
+#: A curve whose top is less than this above its ends is flat.
+FLAT_DROP = 1e-4
+#: Corrections smaller than this (0.1 %) are not worth a warning when insignificant.
+NEGLIGIBLE_CORRECTION = 1e-3
 
 #: The scan widens its range automatically up to these factors before it gives up.
 WIDEST_RANGE = (0.85, 1.15)
@@ -592,7 +599,7 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
     start_time = time.perf_counter()
     nthreads = resolve_threads(nthreads)
     opts = _scan_options(options, option_changes)
-    if not float(np.std(ref.data, dtype=np.float64)) > 0:
+    if is_constant(ref.data):
         raise VoxscaleError("the reference map is constant: there is nothing to fit into")
     for model, density, name in ((ref_model, ref, "reference"), (target_model, target, "target")):
         if model is not None:
@@ -604,20 +611,24 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         raise OptionError("reference_grid must be ReferenceGrid(ref, order=options.order)")
     grid = reference_grid or ReferenceGrid(ref, order=opts.order, nthreads=nthreads)
     cubic = grid if grid.order == 3 else None
+    need_search = opts.check_hand or (initial_transform is None
+                                      and (ref_model is None or target_model is None))
+    ref_pts = (fit_points(ref, None, max_points=opts.max_points, role="reference",
+                          nthreads=nthreads) if need_search or opts.both_directions else None)
+    search = (PlacementSearch(ref, target, points=pts, ref_points=ref_pts,
+                              reference_grid=cubic, nthreads=nthreads)
+              if need_search else None)
     if initial_transform is not None:
         placement = Placement(_checked_transform(initial_transform, "initial_transform"),
                               "given")
     elif ref_model is not None and target_model is not None:
         placement = superpose_models(ref_model, target_model)
     else:
-        placement = place_by_maps(ref, target, contour=opts.contour, reference_grid=cubic,
-                                  nthreads=nthreads)
+        placement = placement_of(search.run())
     forward = _direction(grid, pts, placement.transform, opts, centre=1.0, widen=True,
                          progress=progress, nthreads=nthreads)
     reverse = None
     if opts.both_directions and opts.scales is None:
-        ref_pts = fit_points(ref, None, max_points=opts.max_points, role="reference",
-                             nthreads=nthreads)
         target_grid = ReferenceGrid(target, order=opts.order, nthreads=nthreads)
         reverse = _direction(target_grid, ref_pts,
                              _reverse_start(forward, ref_pts.center, pts.center),
@@ -629,8 +640,8 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
     fit = final.fit(best)
     mirror = None
     if opts.check_hand:
-        mirror = place_by_maps(ref, mirrored(target), contour=opts.contour,
-                               reference_grid=cubic, nthreads=nthreads)
+        # a coarser rotation grid: the question is only whether the other hand fits better
+        mirror = placement_of(search.run(mirror=True, n_rotations=MIRROR_ROTATIONS))
     keys, cc = final.curve()
     unit = final.fits.get(_key(1.0))
     result = ScanResult(best_scale=best, uncertainty=uncertainty, scales=keys, cc=cc,
@@ -868,20 +879,20 @@ def scan_quality(result: "ScanResult") -> Quality:
     f = result.forward
     if f is None:
         return q
-    noise = max(f.cc_noise, 1e-5)
+    width = f.scale_range[1] - f.scale_range[0]
     if f.at_edge:
         q.add("range_edge", f"the correlation is largest at the end of the scanned range "
                             f"({f.scale_range[0]:.3f}-{f.scale_range[1]:.3f}, widened up to "
                             f"±15 %): the factor is outside it, or the maps do not match")
-    if f.drop < 3 * noise:
+    if f.drop < FLAT_DROP or result.uncertainty > 0.25 * width:
         q.add("flat_curve", f"the correlation changes by only {f.drop:.2g} over the scanned "
-                            f"factors (noise {noise:.2g}): the scan cannot tell the factors "
-                            "apart")
-    if (np.isfinite(f.gain) and abs(result.best_scale - 1) > 3 * result.uncertainty
-            and f.gain < 2 * noise):
-        q.add("no_gain_over_unit", f"the best factor {result.best_scale:.4f} fits only "
-                                   f"{f.gain:.2g} better than s = 1, within the noise "
-                                   f"({noise:.2g})")
+                            f"factors and the maximum is uncertain to ±{result.uncertainty:.3g}:"
+                            " the scan cannot tell the factors apart")
+    elif (abs(result.best_scale - 1) > NEGLIGIBLE_CORRECTION
+          and abs(result.best_scale - 1) < 2 * result.uncertainty):
+        q.add("no_gain_over_unit", f"the correction {result.percent:+.3f} % is within twice its "
+                                   f"uncertainty (±{100 * result.uncertainty:.3f} %): s = 1 "
+                                   "fits about as well")
     if result.cc_best < LOW_CC:
         q.add("low_correlation", f"the correlation at the best factor is {result.cc_best:.3f}: "
                                  "the maps do not match well enough for a scale")

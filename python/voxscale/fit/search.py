@@ -15,7 +15,6 @@ reference (then either is right, and the gap says nothing against the placement)
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -25,16 +24,16 @@ import scipy.fft
 from ..errors import VoxscaleError
 from ..maps.interpolation import resample
 from ..maps.map import Map
-from ..reciprocal.transform import low_pass
+from ..reciprocal.transform import fourier_crop
 from ..threads import resolve_threads
-from .points import fit_points
+from .points import FitPoints, fit_points
 from .rigid import FitResult, ReferenceGrid, rigid_fit
 from .rotations import rotation_angle_deg
 
-__all__ = ["rotation_grid", "GlobalSearch", "global_search", "mirrored"]
+__all__ = ["rotation_grid", "GlobalSearch", "PlacementSearch", "global_search", "mirrored"]
 
 #: Voxels along the longest box edge of the coarse search grid.
-COARSE_VOXELS = 24
+COARSE_VOXELS = 20
 
 
 def rotation_grid(n: int) -> np.ndarray:
@@ -129,160 +128,249 @@ class GlobalSearch:
 
 
 def _coarse(m: Map, voxel: float, d: float, nthreads: int) -> Map:
-    """m low-passed to d and sampled every ``voxel`` Å over its box."""
-    smooth = low_pass(m, d, nthreads=nthreads)
-    shape = tuple(int(k) for k in np.maximum(np.ceil(m.cell / voxel), 4).astype(int)[::-1])
-    grid = Map(np.zeros(shape, np.float32), voxel, m.origin)
-    return resample(smooth, grid, order=1, nthreads=nthreads)
+    """m band-limited to d and sampled about every ``voxel`` Å over its box (by cropping its
+    transform: exact, and one full-size transform only)."""
+    shape = tuple(int(min(n, max(4, np.ceil(c / voxel))))
+                  for n, c in zip(m.shape, m.cell[::-1]))
+    return fourier_crop(m, shape, d, nthreads=nthreads)
 
 
 class _TranslationSearch:
     """Cross-correlation of the rotated template with the (padded) reference at every
-    translation, one rotation at a time; the kernels run single-threaded, so that rotations
-    can run in parallel threads (they release the GIL)."""
+    translation, for stacks of rotations at a time."""
 
     def __init__(self, pad_data: np.ndarray, pad: Map, template_map: Map, center, radius):
         self.shape = pad_data.shape
         self.ref_f = scipy.fft.rfftn(pad_data, workers=1)
         self.pad, self.template_map, self.center = pad, template_map, np.asarray(center)
-        half = int(np.ceil(radius / pad.voxel_size[0]))
+        half = int(np.ceil(radius / float(np.min(pad.voxel_size))))
         m = 2 * half + 1
         # a small centred box holds the rotated template; it is embedded with wrap-around
         self.small = Map(np.zeros((m, m, m), np.float32), pad.voxel_size,
                          -pad.voxel_size * half)
         self.index = [(np.arange(m) - half) % n for n in self.shape]
 
-    def best(self, rotation):
-        """(score, position in Å where the template's centre lands) of the best translation."""
+    def best(self, rotations, *, batch: int = 32, nthreads: int = 1):
+        """Best translation of every rotation.
+
+        Parameters
+        ----------
+        rotations : numpy.ndarray, shape (n, 3, 3)
+        batch : int, optional
+            Rotations transformed together (one FFT call of a stack: little Python per
+            rotation).
+        nthreads : int, optional
+            Threads of the FFTs.
+
+        Returns
+        -------
+        scores : numpy.ndarray, shape (n,)
+        places : numpy.ndarray, shape (n, 3)
+            Where (Å) the template's centre lands at the best translation.
+        """
+        n = len(rotations)
+        scores, places = np.empty(n), np.empty((n, 3))
+        stack = np.zeros((min(batch, n),) + self.shape, np.float32)
         transform = np.eye(4)
-        transform[:3, :3] = rotation
-        transform[:3, 3] = -rotation @ self.center
-        rotated = resample(self.template_map, self.small, transform, order=1, nthreads=1)
-        wrapped = np.zeros(self.shape, np.float32)
-        wrapped[np.ix_(*self.index)] = rotated.data
-        f_t = scipy.fft.rfftn(wrapped, workers=1)
-        # cross-correlation theorem: irfft(F_ref·conj(F_t))[t] = Σ_x ref(x + t)·template(x)
-        score = scipy.fft.irfftn(self.ref_f * np.conj(f_t), s=self.shape, workers=1)
-        i = int(np.argmax(score))
-        iz, iy, ix = np.unravel_index(i, self.shape)
-        return float(score.flat[i]), self.pad.origin + np.array([ix, iy, iz]) * self.pad.voxel_size
+        for start in range(0, n, batch):
+            chunk = rotations[start:start + batch]
+            stack[:] = 0.0
+            for j, rotation in enumerate(chunk):
+                transform[:3, :3] = rotation
+                transform[:3, 3] = -rotation @ self.center
+                rotated = resample(self.template_map, self.small, transform, order=1,
+                                   nthreads=1)
+                stack[j][np.ix_(*self.index)] = rotated.data
+            m = len(chunk)
+            f_t = scipy.fft.rfftn(stack[:m], axes=(1, 2, 3), workers=nthreads)
+            # cross-correlation theorem: irfft(F_ref·conj(F_t))[t] = Σ_x ref(x + t)·tmpl(x)
+            f_t = np.conj(f_t, out=f_t)
+            f_t *= self.ref_f
+            score = scipy.fft.irfftn(f_t, s=self.shape, axes=(1, 2, 3), workers=nthreads)
+            flat = score.reshape(m, -1)
+            best = np.argmax(flat, axis=1)
+            scores[start:start + m] = flat[np.arange(m), best]
+            iz, iy, ix = np.unravel_index(best, self.shape)
+            places[start:start + m] = (self.pad.origin
+                                       + np.stack([ix, iy, iz], axis=1) * self.pad.voxel_size)
+        return scores, places
 
 
-def global_search(ref: Map, target: Map, *, contour=None, n_rotations: int = 720,
-                  n_refine: int = 6, reference_grid: Optional[ReferenceGrid] = None,
-                  nthreads: int = 0) -> GlobalSearch:
-    """Place the target on the reference by an exhaustive rotation and translation search.
+class PlacementSearch:
+    """The exhaustive placement search of one target on one reference, prepared once: the
+    coarse reference and its transform, the target's template, its fit points and the
+    quick and fine reference grids. :meth:`run` places the target or its mirror image.
 
     Parameters
     ----------
     ref, target : Map
         Any boxes and voxel sizes.
+    points : FitPoints, optional
+        The target's fit points, if the caller has them (default: the molecular envelope,
+        or the voxels above ``contour``).
+    ref_points : FitPoints, optional
+        The reference's envelope points, if the caller has them (for the symmetry test).
     contour : float, optional
-        Target contour for the fit points (default: the molecular envelope).
+        Target contour for the fit points.
+    reference_grid : ReferenceGrid, optional
+        The reference prepared for cubic scoring, if the caller has it.
     n_rotations : int, optional
         Rotations of the grid (default 720, see :func:`rotation_grid`).
     n_refine : int, optional
         Best distinct coarse poses refined by rigid fits (default 6).
-    reference_grid : ReferenceGrid, optional
-        The reference prepared for cubic scoring, if the caller has it.
     nthreads : int, optional
         Threads (0 = all available).
+    """
+
+    def __init__(self, ref: Map, target: Map, *, points: Optional[FitPoints] = None,
+                 ref_points: Optional[FitPoints] = None,
+                 contour=None, reference_grid: Optional[ReferenceGrid] = None,
+                 n_rotations: int = 720, n_refine: int = 6, nthreads: int = 0):
+        self.nthreads = nthreads = resolve_threads(nthreads)
+        self.ref, self.target = ref, target
+        self.n_rotations, self.n_refine = int(n_rotations), int(n_refine)
+        voxel = float(max(np.max(ref.cell), np.max(target.cell)) / COARSE_VOXELS)
+        voxel = max(voxel, 2.0 * float(max(np.max(ref.voxel_size),
+                                           np.max(target.voxel_size))))
+        self.voxel, self.resolution = voxel, 2.5 * voxel
+        coarse_ref = _coarse(ref, voxel, self.resolution, nthreads)
+        coarse_tgt = _coarse(target, voxel, self.resolution, nthreads)
+        # the template: the target's envelope, zero-mean inside it and zero outside
+        level = float(coarse_tgt.data.mean() + coarse_tgt.data.std())
+        mask = coarse_tgt.data > level
+        if np.count_nonzero(mask) < 8:
+            raise VoxscaleError("the target has no molecular envelope at the search "
+                                "resolution")
+        template = np.where(mask, coarse_tgt.data - coarse_tgt.data[mask].mean(), 0.0)
+        template /= np.linalg.norm(template)
+        self.template = Map._on_grid_of(template.astype(np.float32), coarse_tgt)
+        iz, iy, ix = np.nonzero(mask)
+        xyz = coarse_tgt.origin + np.stack([ix, iy, iz], axis=1) * coarse_tgt.voxel_size
+        self.center = xyz.mean(axis=0)
+        self.radius = float(np.max(np.linalg.norm(xyz - self.center, axis=1))) + voxel
+        # the reference, zero-mean, padded so that a template anywhere in it does not wrap
+        # onto density: pad >= reference + template radius
+        reach = int(np.ceil(self.radius / float(np.min(coarse_ref.voxel_size))))
+        n_pad = [_fast_length(int(k) + reach + 1) for k in coarse_ref.shape]
+        pad_data = np.zeros(n_pad, np.float32)
+        nz, ny, nx = coarse_ref.shape
+        pad_data[:nz, :ny, :nx] = coarse_ref.data - coarse_ref.data.mean()
+        self.pad_data = pad_data
+        self.pad = Map(pad_data, coarse_ref.voxel_size, coarse_ref.origin)
+        self.points = points if points is not None else fit_points(target, contour,
+                                                                   nthreads=nthreads)
+        self.ref_points = ref_points
+        self.quick = ReferenceGrid(ref, order=1, nthreads=nthreads)
+        self.fine = (reference_grid if reference_grid is not None and reference_grid.order == 3
+                     else ReferenceGrid(ref, order=3, nthreads=nthreads))
+
+    def _symmetry_mate(self, a: FitResult, b: FitResult) -> bool:
+        """Whether the reference maps onto itself under the move from pose a to pose b."""
+        if self.ref_points is None:
+            self.ref_points = fit_points(self.ref, None, role="reference",
+                                         nthreads=self.nthreads)
+        pts = self.ref_points.subsample(6000)
+        relative = b.transform @ np.linalg.inv(a.transform)
+        moved = np.ascontiguousarray(pts.xyz @ relative[:3, :3].T + relative[:3, 3])
+        cc = self.fine.score(moved, pts.values, np.eye(3), np.zeros(3), moved.mean(axis=0))[0]
+        return bool(np.isfinite(cc) and cc > 0.8)
+
+    def _mirrored_template(self):
+        """The template and its centre reflected through x = the target's box centre."""
+        t = self.template
+        cx = float(self.target.center[0])
+        origin = t.origin.copy()
+        origin[0] = 2 * cx - t.origin[0] - (t.shape[2] - 1) * t.voxel_size[0]
+        center = self.center.copy()
+        center[0] = 2 * cx - center[0]
+        return Map(np.ascontiguousarray(t.data[:, :, ::-1]), t.voxel_size, origin), center
+
+    def run(self, *, mirror: bool = False, n_rotations: Optional[int] = None) -> GlobalSearch:
+        """Search every rotation and translation, refine the best distinct poses.
+
+        Parameters
+        ----------
+        mirror : bool, optional
+            Place the target's mirror image (reflected through x = its box centre) instead.
+        n_rotations : int, optional
+            Rotations of this run (default the search's).
+
+        Returns
+        -------
+        GlobalSearch
+
+        Raises
+        ------
+        VoxscaleError
+            If no pose overlaps the reference.
+        """
+        nthreads = self.nthreads
+        template, center = self._mirrored_template() if mirror else (self.template,
+                                                                      self.center)
+        points = self.points.mirrored() if mirror else self.points
+        search = _TranslationSearch(self.pad_data, self.pad, template, center, self.radius)
+        rotations = rotation_grid(self.n_rotations if n_rotations is None else n_rotations)
+        scores, places = search.best(rotations, nthreads=nthreads)
+        # best distinct poses: distinct from a better one when the rotation differs by more
+        # than 30° or the centre by more than half the target's radius
+        chosen = []
+        for k in np.argsort(-scores):
+            if all(rotation_angle_deg(rotations[k] @ rotations[j].T) > 30.0
+                   or np.linalg.norm(places[k] - places[j]) > 0.5 * self.radius
+                   for j in chosen):
+                chosen.append(k)
+            if len(chosen) == self.n_refine:
+                break
+        quick_pts = points.subsample(4000)
+        starts = []
+        for k in chosen:
+            m = np.eye(4)
+            m[:3, :3] = rotations[k]
+            m[:3, 3] = places[k] - rotations[k] @ center
+            try:
+                starts.append(rigid_fit(self.quick, quick_pts.xyz, quick_pts.values, m,
+                                        max_steps=80, xtol=1e-2, nthreads=nthreads))
+            except VoxscaleError:
+                continue
+        if not starts:
+            raise VoxscaleError("the target could not be placed on the reference: no pose "
+                                "overlaps it")
+        fine_pts = points.subsample(20000)
+        refined = [rigid_fit(self.fine, fine_pts.xyz, fine_pts.values, fit.transform,
+                             xtol=1e-3, nthreads=nthreads)
+                   for fit in sorted(starts, key=lambda f: -f.cc)[:3]]
+        refined.sort(key=lambda f: -f.cc)
+        best = refined[0]
+        second = next((f for f in refined[1:] if _distinct(f, best, self.radius)), None)
+        mate = second is not None and self._symmetry_mate(best, second)
+        second_cc = float("nan") if second is None else second.cc
+        return GlobalSearch(best, best.cc, second_cc,
+                            best.cc - second_cc if second else np.inf, mate, len(rotations),
+                            self.resolution, refined)
+
+
+def global_search(ref: Map, target: Map, *, contour=None, n_rotations: int = 720,
+                  n_refine: int = 6, reference_grid: Optional[ReferenceGrid] = None,
+                  nthreads: int = 0) -> GlobalSearch:
+    """Place the target on the reference by an exhaustive rotation and translation search
+    (:class:`PlacementSearch` prepared and run once).
+
+    Parameters
+    ----------
+    ref, target : Map
+    contour, n_rotations, n_refine, reference_grid, nthreads
+        See :class:`PlacementSearch`.
 
     Returns
     -------
     GlobalSearch
-
-    Raises
-    ------
-    VoxscaleError
-        If no pose overlaps the reference.
     """
-    nthreads = resolve_threads(nthreads)
-    voxel = float(max(np.max(ref.cell), np.max(target.cell)) / COARSE_VOXELS)
-    voxel = max(voxel, 2.0 * float(max(np.max(ref.voxel_size), np.max(target.voxel_size))))
-    d = 2.5 * voxel
-    coarse_ref = _coarse(ref, voxel, d, nthreads)
-    coarse_tgt = _coarse(target, voxel, d, nthreads)
-    # the template: the target's envelope, zero-mean inside it and zero outside
-    level = float(coarse_tgt.data.mean() + coarse_tgt.data.std())
-    mask = coarse_tgt.data > level
-    if np.count_nonzero(mask) < 8:
-        raise VoxscaleError("the target has no molecular envelope at the search resolution")
-    template = np.where(mask, coarse_tgt.data - coarse_tgt.data[mask].mean(), 0.0)
-    template /= np.linalg.norm(template)
-    template_map = Map._on_grid_of(template.astype(np.float32), coarse_tgt)
-    iz, iy, ix = np.nonzero(mask)
-    xyz = coarse_tgt.origin + np.stack([ix, iy, iz], axis=1) * voxel
-    center = xyz.mean(axis=0)
-    radius = float(np.max(np.linalg.norm(xyz - center, axis=1))) + voxel
-    # the reference, zero-mean, padded so that a template anywhere in it does not wrap onto
-    # density: pad >= reference + template radius
-    reach = int(np.ceil(radius / voxel))
-    n_pad = [_fast_length(int(k) + reach + 1) for k in coarse_ref.shape]
-    pad_data = np.zeros(n_pad, np.float32)
-    nz, ny, nx = coarse_ref.shape
-    pad_data[:nz, :ny, :nx] = coarse_ref.data - coarse_ref.data.mean()
-    search = _TranslationSearch(pad_data, Map(pad_data, voxel, coarse_ref.origin),
-                                template_map, center, radius)
-    rotations = rotation_grid(int(n_rotations))
-    with ThreadPoolExecutor(max_workers=nthreads) as pool:
-        found = list(pool.map(search.best, rotations, chunksize=16))
-    scores = np.array([f[0] for f in found])
-    places = np.array([f[1] for f in found])
-    # best distinct poses: a pose is distinct from a better one when its rotation differs by
-    # more than 30° or its centre by more than half the target's radius
-    order = np.argsort(-scores)
-    chosen = []
-    for k in order:
-        if all(rotation_angle_deg(rotations[k] @ rotations[j].T) > 30.0
-               or np.linalg.norm(places[k] - places[j]) > 0.5 * radius for j in chosen):
-            chosen.append(k)
-        if len(chosen) == n_refine:
-            break
-    quick_pts = fit_points(target, contour, max_points=4000, nthreads=nthreads)
-    quick = ReferenceGrid(ref, order=1, nthreads=nthreads)
-    starts = []
-    for k in chosen:
-        m = np.eye(4)
-        m[:3, :3] = rotations[k]
-        m[:3, 3] = places[k] - rotations[k] @ center
-        try:
-            starts.append(rigid_fit(quick, quick_pts.xyz, quick_pts.values, m, max_steps=80,
-                                    xtol=1e-2, nthreads=nthreads))
-        except VoxscaleError:
-            continue
-    if not starts:
-        raise VoxscaleError("the target could not be placed on the reference: no pose "
-                            "overlaps it")
-    fine_pts = fit_points(target, contour, max_points=20000, nthreads=nthreads)
-    fine = (reference_grid if reference_grid is not None and reference_grid.order == 3
-            else ReferenceGrid(ref, order=3, nthreads=nthreads))
-    refined = []
-    for fit in sorted(starts, key=lambda f: -f.cc)[:3]:
-        refined.append(rigid_fit(fine, fine_pts.xyz, fine_pts.values, fit.transform,
-                                 xtol=1e-3, nthreads=nthreads))
-    refined.sort(key=lambda f: -f.cc)
-    best = refined[0]
-    second = next((f for f in refined[1:] if _distinct(f, best, radius)), None)
-    mate = second is not None and _symmetry_mate(fine, ref, best, second, nthreads)
-    second_cc = float("nan") if second is None else second.cc
-    return GlobalSearch(best, best.cc, second_cc, best.cc - second_cc if second else np.inf,
-                        mate, len(rotations), d, refined)
+    return PlacementSearch(ref, target, contour=contour, reference_grid=reference_grid,
+                           n_rotations=n_rotations, n_refine=n_refine,
+                           nthreads=nthreads).run()
 
 
 def _distinct(a: FitResult, b: FitResult, radius: float) -> bool:
     ra, rb = a.transform[:3, :3], b.transform[:3, :3]
     return (rotation_angle_deg(ra @ rb.T) > 10.0
             or np.linalg.norm(a.transform[:3, 3] - b.transform[:3, 3]) > 0.2 * radius)
-
-
-def _symmetry_mate(grid: ReferenceGrid, ref: Map, a: FitResult, b: FitResult,
-                   nthreads: int) -> bool:
-    """Whether the reference maps onto itself under the move from pose a to pose b."""
-    relative = b.transform @ np.linalg.inv(a.transform)
-    pts = fit_points(ref, None, max_points=6000, role="reference", nthreads=nthreads)
-    moved = pts.xyz @ relative[:3, :3].T + relative[:3, 3]
-    c = moved.mean(axis=0)
-    cc = grid.score(np.ascontiguousarray(moved), pts.values, np.eye(3), np.zeros(3), c)[0]
-    return bool(np.isfinite(cc) and cc > 0.8)
-

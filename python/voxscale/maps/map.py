@@ -13,7 +13,7 @@ from typing import Union
 
 import numpy as np
 
-__all__ = ["Map", "relabel_voxel_size"]
+__all__ = ["Map", "relabel_voxel_size", "mean_std", "is_constant"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -267,3 +267,40 @@ def relabel_voxel_size(map: Map, voxel_size) -> Map:
     voxel = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
     n = map.grid_size
     return Map(map.data, voxel, map.center - voxel * (n - 1) / 2.0)
+
+
+def mean_std(data: np.ndarray, *, chunk: int = 1 << 22):
+    """Mean and standard deviation of an array, summed in float64 chunk by chunk.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+    chunk : int, optional
+        Elements per chunk (the float64 temporaries are this size, not the array's).
+
+    Returns
+    -------
+    mean, std : float
+
+    Examples
+    --------
+    >>> m, s = mean_std(np.arange(10, dtype=np.float32))
+    >>> round(m, 6), round(s, 6)
+    (4.5, 2.872281)
+    """
+    flat = np.ravel(data)
+    n = flat.size
+    total = 0.0
+    for i in range(0, n, chunk):
+        total += float(np.sum(flat[i:i + chunk], dtype=np.float64))
+    mean = total / n
+    squares = 0.0
+    for i in range(0, n, chunk):
+        d = flat[i:i + chunk].astype(np.float64) - mean
+        squares += float(np.dot(d, d))
+    return mean, float(np.sqrt(squares / n))
+
+
+def is_constant(data: np.ndarray) -> bool:
+    """True when every value of the array is the same (cheaper than a standard deviation)."""
+    return bool(float(np.max(data)) == float(np.min(data)))

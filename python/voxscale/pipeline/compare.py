@@ -26,7 +26,7 @@ from ..maps.interpolation import resample, spline_coefficients
 from ..reciprocal.difference import (DifferenceResult, compare_amplitudes, estimate_resolution,
                                      real_space_difference, vector_difference)
 from ..reciprocal.peaks import PeakTable, find_peaks
-from ..maps.map import relabel_voxel_size
+from ..maps.map import is_constant, relabel_voxel_size
 from ..quality import Quality
 from ..reciprocal.scaling import WILSON_R_ACENTRIC, ScalingResult
 from ..reciprocal.shells import check_resolution_range
@@ -291,7 +291,7 @@ def read_density(path, role: str) -> Map:
         If the file cannot be read or the map is constant.
     """
     m = read_map(path)
-    if not float(np.std(m.data, dtype=np.float64)) > 0:
+    if is_constant(m.data):
         raise MapFormatError(f"{path}: the {role} map is constant "
                              f"({float(m.data.flat[0]):.4g} everywhere); there is nothing to "
                              "compare")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import GridMismatchError, VoxscaleError
-from ..maps.map import Map
+from ..maps.map import Map, is_constant, mean_std
 from ..threads import resolve_threads
 from .scaling import ScalingResult, scale_arrays
 from .shells import (D_MIN_TOLERANCE, check_resolution_range, shell_edges, shell_index,
@@ -183,7 +183,7 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
     check_same_grid(ref, target)
     d_max, d_min = check_resolution_range(d_max, d_min)
     for name, m in (("reference", ref), ("target", target)):
-        if not float(np.std(m.data, dtype=np.float64)) > 0:
+        if is_constant(m.data):
             raise VoxscaleError(f"the {name} map is constant: it has no structure factors to "
                                 "compare")
     f_ref = half_transform(ref, nthreads=nthreads)
@@ -272,7 +272,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     diff = map_from_half_transform(delta, ref, nthreads=nthreads)
     del delta
     region = diff.data if mask is None else diff.data[_mask_array(mask, ref.shape)]
-    sigma = float(np.std(region, dtype=np.float64))
+    sigma = mean_std(region)[1]
     return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, sigma), ref), result, sigma,
                             f_ref, f_tgt)
 
@@ -342,7 +342,7 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
 
     def normalised(m: Map) -> np.ndarray:
         values = m.data if region is None else m.data[region]
-        sd = float(np.std(values, dtype=np.float64))
+        sd = mean_std(values)[1]
         if not sd > 0:
             raise ValueError("a map is flat; it cannot be normalised")
         return (m.data - float(np.mean(values, dtype=np.float64))) / sd

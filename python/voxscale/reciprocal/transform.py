@@ -9,6 +9,7 @@ Miller indices (h, k, l) run along x, y, z.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..threads import resolve_threads
 
 __all__ = ["StructureFactors", "half_transform", "map_from_half_transform",
            "structure_factors", "map_from_structure_factors", "half_grid_frequencies",
-           "resolution_mask", "low_pass"]
+           "resolution_mask", "low_pass", "fourier_crop"]
 
 
 def half_transform(map: Map, *, nthreads: int = 0) -> np.ndarray:
@@ -268,7 +269,64 @@ def low_pass(map: Map, d_min: float, *, nthreads: int = 0) -> Map:
     nthreads = resolve_threads(nthreads)
     d_min = check_resolution_range(None, d_min)[1]  # 0, NaN or absurd values are refused
     f = half_transform(map, nthreads=nthreads)
-    keep = resolution_mask(map.shape, map.cell, None, d_min)
-    keep[0, 0, 0] = True
-    f *= keep
+    f *= _sphere_mask(map.shape, map.cell, d_min)
     return map_from_half_transform(f, map, nthreads=nthreads)
+
+
+def _sphere_mask(shape, cell, d_min: float) -> np.ndarray:
+    """Half-grid mask of every reflection with d >= d_min, F(000) included.
+
+    Built row by row (the largest h of each (k, l) row), so that no full-size float array is
+    made: a third of the time of comparing s² everywhere.
+    """
+    nz, ny, nx = shape
+    _, sy, sz = half_grid_frequencies(shape, cell)
+    limit = ((1 + D_MIN_TOLERANCE) / float(d_min)) ** 2 - (sz ** 2 + sy ** 2)
+    h_max = np.where(limit >= 0, np.floor(np.sqrt(np.maximum(limit, 0.0)) * cell[0] + 1e-9),
+                     -1.0)
+    return np.arange(nx // 2 + 1)[None, None, :] <= h_max
+
+
+def fourier_crop(map: Map, shape, d_min: Optional[float] = None, *, nthreads: int = 0) -> Map:
+    """The map sampled on a coarser grid over the same box, by cropping its transform.
+
+    The low-resolution part of the half-transform is kept (optionally to ``d_min`` as well)
+    and transformed back on a grid of ``shape``: an exact band-limited resampling, with no
+    aliasing, at the cost of one full-size forward transform.
+
+    Parameters
+    ----------
+    map : Map
+    shape : tuple of int
+        (mz, my, mx) of the coarse grid, each at most the map's.
+    d_min : float, optional
+        Also remove every component finer than this (Å).
+    nthreads : int, optional
+
+    Returns
+    -------
+    Map
+        Voxel size ``cell / (mx, my, mz)``, the same origin and box.
+    """
+    nthreads = resolve_threads(nthreads)
+    mz, my, mx = (int(n) for n in shape)
+    nz, ny, nx = map.shape
+    if not (1 <= mz <= nz and 1 <= my <= ny and 1 <= mx <= nx):
+        raise ValueError(f"the coarse shape {shape} must not exceed the map's {map.shape}")
+    f = half_transform(map, nthreads=nthreads)
+    rows_z = np.arange(-(mz // 2), (mz + 1) // 2) % nz
+    rows_y = np.arange(-(my // 2), (my + 1) // 2) % ny
+    small = np.ascontiguousarray(f[np.ix_(rows_z, rows_y, np.arange(mx // 2 + 1))])
+    small = np.fft.ifftshift(small, axes=(0, 1))
+    # the Nyquist planes of even sizes have no Friedel mates inside the crop: drop them
+    if mz % 2 == 0:
+        small[mz // 2] = 0
+    if my % 2 == 0:
+        small[:, my // 2] = 0
+    if mx % 2 == 0:
+        small[:, :, mx // 2] = 0
+    like = Map(np.zeros((mz, my, mx), np.float32), map.cell / np.array([mx, my, mz]),
+               map.origin)
+    if d_min is not None:
+        small *= _sphere_mask(like.shape, like.cell, check_resolution_range(None, d_min)[1])
+    return map_from_half_transform(small, like, nthreads=nthreads)
