@@ -78,6 +78,7 @@ from ..maps.mrc import read_map
 from ..maps.models import read_model
 from ..reciprocal.model_map import model_map
 from ..reciprocal.shells import check_resolution_range
+from ..reciprocal.transform import fast_length
 from ..threads import resolve_threads
 
 __all__ = ["IDEAL_BONDS", "AbsoluteScaleResult", "absolute_scale", "backbone_bonds"]
@@ -268,18 +269,6 @@ class AbsoluteScaleResult:
         }
 
 
-def _good_size(n: int) -> int:
-    """Smallest 2,3,5-smooth integer >= n (fast FFT sizes)."""
-    while True:
-        m = n
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
-
-
 class _ModelFrame:
     """The model map and the atom mask on one grid aligned with the map's grid.
 
@@ -293,7 +282,7 @@ class _ModelFrame:
         v = exp.voxel_size
         lo = np.floor((xyz.min(axis=0) - margin - exp.origin) / v)
         hi = np.ceil((xyz.max(axis=0) + margin - exp.origin) / v)
-        n = np.array([_good_size(int(k) * oversample) for k in (hi - lo + 1)])
+        n = np.array([fast_length(int(k) * oversample) for k in (hi - lo + 1)])
         origin = exp.origin + lo * v
         self.map = model_map(structure, voxel_size=v / oversample, shape=tuple(n[::-1]),
                              origin=origin, d_min=resolution, nthreads=nthreads)

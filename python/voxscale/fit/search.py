@@ -24,7 +24,7 @@ import scipy.fft
 from ..errors import VoxscaleError
 from ..maps.interpolation import resample
 from ..maps.map import Map
-from ..reciprocal.transform import fourier_crop
+from ..reciprocal.transform import fast_length, fourier_crop
 from ..threads import resolve_threads
 from .points import FitPoints, fit_points
 from .rigid import FitResult, ReferenceGrid, rigid_fit
@@ -78,18 +78,6 @@ def mirrored(target: Map) -> Map:
     Map
     """
     return Map(np.ascontiguousarray(target.data[:, :, ::-1]), target.voxel_size, target.origin)
-
-
-def _fast_length(n: int) -> int:
-    """Smallest 2,3,5-smooth integer >= n (a fast FFT length)."""
-    while True:
-        m = n
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
 
 
 @dataclass
@@ -251,7 +239,7 @@ class PlacementSearch:
         # the reference, zero-mean, padded so that a template anywhere in it does not wrap
         # onto density: pad >= reference + template radius
         reach = int(np.ceil(self.radius / float(np.min(coarse_ref.voxel_size))))
-        n_pad = [_fast_length(int(k) + reach + 1) for k in coarse_ref.shape]
+        n_pad = [fast_length(int(k) + reach + 1) for k in coarse_ref.shape]
         pad_data = np.zeros(n_pad, np.float32)
         nz, ny, nx = coarse_ref.shape
         pad_data[:nz, :ny, :nx] = coarse_ref.data - coarse_ref.data.mean()

@@ -20,7 +20,7 @@ from ..threads import resolve_threads
 
 __all__ = ["StructureFactors", "half_transform", "map_from_half_transform",
            "structure_factors", "map_from_structure_factors", "half_grid_frequencies",
-           "resolution_mask", "low_pass", "fourier_crop"]
+           "resolution_mask", "low_pass", "fourier_crop", "fast_length"]
 
 
 def half_transform(map: Map, *, nthreads: int = 0) -> np.ndarray:
@@ -196,6 +196,25 @@ def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000:
     if include_f000:
         half[0, 0, 0] = sf.f000
     return map_from_half_transform(half, like, nthreads=nthreads)
+
+
+def fast_length(n: int) -> int:
+    """Smallest 2,3,5-smooth integer >= n: a length the FFT transforms fast.
+
+    Examples
+    --------
+    >>> fast_length(97)
+    100
+    """
+    n = int(n)
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
 
 
 def half_grid_frequencies(shape, cell):
