@@ -481,9 +481,10 @@ class DirectionScan:
 
 
 def _curve_scan(sweep: "ScaleSweep", opts: ScanOptions, centre: float, *,
-                progress: Optional[Progress], widen: bool) -> tuple:
+                progress: Optional[Progress], widen_to: Optional[tuple]) -> tuple:
     """Coarse pass over the range around ``centre`` (widened while the maximum is at its
-    end), then the fine step around the coarse maximum. Returns (range, finest step)."""
+    end, up to the factors ``widen_to``), then the fine step around the coarse maximum.
+    Returns (range, finest step)."""
     if opts.scales is not None:
         sweep.run(opts.scales, progress=progress)
         return (min(opts.scales), max(opts.scales)), None
@@ -493,11 +494,11 @@ def _curve_scan(sweep: "ScaleSweep", opts: ScanOptions, centre: float, *,
     coarse = factor_grid_about(centre, (lo, hi), coarse_step)
     total = len(coarse) + 2 * fine_half - 1
     sweep.run(coarse, progress=progress, total=total)
-    while widen:
+    while widen_to is not None:
         keys, cc = sweep.curve()
         i = int(np.argmax(cc))
-        grow_lo = i == 0 and keys[0] - coarse_step >= WIDEST_RANGE[0] * centre - 1e-12
-        grow_hi = i == len(keys) - 1 and keys[-1] + coarse_step <= WIDEST_RANGE[1] * centre + 1e-12
+        grow_lo = i == 0 and keys[0] - coarse_step >= widen_to[0] - 1e-12
+        grow_hi = i == len(keys) - 1 and keys[-1] + coarse_step <= widen_to[1] + 1e-12
         if not (grow_lo or grow_hi):
             break
         new = keys[0] - coarse_step if grow_lo else keys[-1] + coarse_step
@@ -520,20 +521,22 @@ def factor_grid_about(centre: float, scale_range, step: float) -> np.ndarray:
 
 
 def _direction(grid: ReferenceGrid, pts: FitPoints, start, opts: ScanOptions, *,
-               centre: float, widen: bool, progress: Optional[Progress],
-               nthreads: int) -> DirectionScan:
-    """Scan one direction (see :class:`DirectionScan`)."""
+               centre: float, widen_to: Optional[tuple], progress: Optional[Progress],
+               nthreads: int, with_unit: bool = False) -> DirectionScan:
+    """Scan one direction (see :class:`DirectionScan`): about ``centre``, the range widened
+    up to the factors ``widen_to`` (None: not widened); ``with_unit`` also fits s = 1 (for
+    the gain over the header's scale) when the curve did not reach it."""
     sweep = ScaleSweep(grid, pts, start, nthreads=nthreads)
     first = sweep.fit(centre)
     if opts.scales is None:
-        extremes = ((WIDEST_RANGE[0] * centre, WIDEST_RANGE[1] * centre) if widen
-                    else tuple(centre * f for f in opts.scale_range))
+        extremes = widen_to or tuple(centre * f for f in opts.scale_range)
         kept = _inside_throughout(grid, pts, first.transform, centre, extremes)
         if kept is not None:  # the same points all along the curve: no jumps in it
             sweep = ScaleSweep(grid, kept, first.transform, nthreads=nthreads)
             sweep.fit(centre)
             pts = kept
-    scan_range, finest = _curve_scan(sweep, opts, centre, progress=progress, widen=widen)
+    scan_range, finest = _curve_scan(sweep, opts, centre, progress=progress,
+                                     widen_to=widen_to)
     keys, cc = sweep.curve()
     best, uncertainty = peak_of_curve(keys, cc, finest)
     final = sweep.fit(best)
@@ -546,16 +549,19 @@ def _direction(grid: ReferenceGrid, pts: FitPoints, start, opts: ScanOptions, *,
     keys, cc = sweep.curve()
     stats = _subset_statistics(grid, pts, sweep.fits, keys, cc, best)
     uncertainty = float(np.hypot(uncertainty, stats["peak_se"]))
-    unit = sweep.fits.get(_key(1.0))
-    cc_unit = unit.cc if unit is not None else float("nan")
-    widest = (WIDEST_RANGE[0] * centre, WIDEST_RANGE[1] * centre)
     at_edge = bool(opts.scales is None and (
-        (best <= keys[0] + 1e-12 and keys[0] <= widest[0] + opts.coarse_step)
-        or (best >= keys[-1] - 1e-12 and keys[-1] >= widest[1] - opts.coarse_step)
-        or not widen and best in (keys[0], keys[-1])))
+        best in (keys[0], keys[-1]) if widen_to is None else
+        (best <= keys[0] + 1e-12 and keys[0] <= widen_to[0] + opts.coarse_step)
+        or (best >= keys[-1] - 1e-12 and keys[-1] >= widen_to[1] - opts.coarse_step)))
+    drop = final.cc - min(cc[0], cc[-1])
+    unit = sweep.fits.get(_key(1.0))
+    if unit is None and with_unit and opts.scales is None:
+        unit = sweep.fit(1.0)
+        keys, cc = sweep.curve()
+    cc_unit = unit.cc if unit is not None else float("nan")
     return DirectionScan(best, uncertainty, keys, cc, final.cc, cc_unit, final.transform,
                          scan_range, at_edge, refined, stats["cc_noise"],
-                         final.cc - cc_unit, final.cc - min(cc[0], cc[-1]), sweep.fits)
+                         final.cc - cc_unit, drop, sweep.fits)
 
 
 def _inside_throughout(grid: ReferenceGrid, pts: FitPoints, transform, centre: float,
@@ -687,8 +693,9 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         pts = pts.with_values_of(matched.target)
         if not opts.anisotropic:
             raw_grid = None  # memory: one spline-coefficient array less
-    forward = _direction(grid, pts, placement.transform, opts, centre=1.0, widen=True,
-                         progress=progress, nthreads=nthreads)
+    forward = _direction(grid, pts, placement.transform, opts, centre=1.0,
+                         widen_to=WIDEST_RANGE, progress=progress, nthreads=nthreads,
+                         with_unit=True)
     if matched is not None:
         delta_b = matcher.relative_b(forward.best_scale)
         if matcher.filters and not forward.at_edge:  # the FSC with the target corrected
@@ -698,8 +705,8 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
             grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads)
             pts = pts.with_values_of(matched.target)
             forward = _direction(grid, pts, forward.transform, _local_options(opts),
-                                 centre=forward.best_scale, widen=False, progress=None,
-                                 nthreads=nthreads)
+                                 centre=forward.best_scale, widen_to=WIDEST_RANGE,
+                                 progress=None, nthreads=nthreads, with_unit=True)
         else:
             matched.relative_b = delta_b
         del matcher
@@ -717,7 +724,7 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         reverse = _direction(target_grid, ref_pts,
                              _reverse_start(forward, ref_pts.center, pts.center),
                              _local_options(opts), centre=1.0 / forward.best_scale,
-                             widen=False, progress=None, nthreads=nthreads)
+                             widen_to=None, progress=None, nthreads=nthreads)
     best, uncertainty = _combine(forward, reverse)
     final = ScaleSweep(grid, pts, forward.transform, nthreads=nthreads)
     final.fits = dict(forward.fits)
