@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from voxscale.cli import main
@@ -83,7 +84,11 @@ def test_compare_real_actin_pair_writes_a_complete_report(shared_file, tmp_path)
     s = json.loads((out / "summary.json").read_text())
     for key in ("best_scale", "uncertainty", "percent"):
         assert key in s["voxel_scale"]
-    assert 0.95 <= s["voxel_scale"]["best_scale"] <= 1.05
+    # the two filaments hardly share signal at their common resolution (MANIFEST.md): whatever
+    # factor the scan finds, the verdict must not be "ok", and the reasons are in the summary
+    assert np.isfinite(s["voxel_scale"]["best_scale"])
+    assert s["quality"]["status"] == "unreliable"
+    assert "r_near_unrelated" in {r["code"] for r in s["quality"]["reasons"]}
     assert set(s["amplitude_difference"]) >= {"before", "after"}
     assert {"scan", "resample", "scaling_and_difference", "peaks", "models"} <= set(s["timings"])
     assert s["expansion"]["n_pairs"] > 300 and abs(s["expansion"]["slope_radial"]) < 1e-6

@@ -197,8 +197,8 @@ def test_scan_emd3488_relabelled_copy(emd3488_copy, use_models):
 @pytest.mark.parametrize("start", ["identity", "map-only"])
 def test_scan_emd5168_vs_emd5170(load, start):
     """Two F-actin maps in one frame (EMD-5168 1.742 Å, EMD-5170 2.38 Å voxels). No truth is
-    known: the test checks that the scan runs, that the curve peaks inside the scanned range
-    and that every refit converged; the numbers are printed for the report."""
+    known, and the filaments hardly share signal at their common resolution (MANIFEST.md): the
+    scan must run, every refit converge, and the verdict must not be "ok"."""
     ref = load(EMD_5170)
     target = load(EMD_5168)
     kw = dict(initial_transform=np.eye(4)) if start == "identity" else {}
@@ -213,10 +213,11 @@ def test_scan_emd5168_vs_emd5170(load, start):
           f"{np.round(r.cc, 5).tolist()}\n  refit steps {steps}")
     assert r.placement.method == ("given" if start == "identity" else "maps")
     assert np.all(np.isfinite(r.cc)) and 0 < r.cc_best <= 1
-    assert 0 < i < len(r.cc) - 1, "the correlation maximum is at the edge of the scan"
-    assert r.cc[i] > r.cc[0] and r.cc[i] > r.cc[-1]
-    assert r.scales[0] < r.best_scale < r.scales[-1]
+    assert r.scales[0] - 1e-9 <= r.best_scale <= r.scales[-1] + 1e-9
     assert max(steps.values()) < 200, "some refits stopped at max_steps without converging"
+    print(f"  quality {r.quality.status} {[x.code for x in r.quality.reasons]}")
+    assert r.quality.status != "ok"
+    assert r.quality.reasons
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ REASON_CODES = {
     "ambiguous_placement": ("warning", "two different poses fit about equally well"),
     "mirror_fits_better": ("unreliable", "the mirrored (other-hand) target fits better"),
     "directions_disagree": ("warning", "the two scan directions disagree"),
-    "peak_not_refined": ("warning", "the curve's top is not a clean maximum"),
     "r_not_improved": ("warning", "the amplitude difference R is not lower after correction"),
     "r_near_unrelated": ("unreliable", "R after correction is near that of unrelated maps"),
 }

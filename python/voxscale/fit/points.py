@@ -7,6 +7,7 @@ By default they are the target's molecular envelope, chosen on the target low-pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -54,12 +55,15 @@ class FitPoints:
         Centre of the target's box (:attr:`Map.center`), about which voxel-scale factors act.
     contour : float
         The level used.
+    index : numpy.ndarray of int, shape (n, 3), optional
+        Voxel indices (ix, iy, iz) of the points in their map.
     """
 
     xyz: np.ndarray
     values: np.ndarray
     center: np.ndarray
     contour: float
+    index: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -91,10 +95,34 @@ class FitPoints:
         if len(self) <= max_points:
             return self
         keep = slice(None, None, int(np.ceil(len(self) / max_points)))
+        return self.select(keep)
+
+    def select(self, keep) -> "FitPoints":
+        """The points ``keep`` (a mask, slice or indices), values centred again.
+
+        Returns
+        -------
+        FitPoints
+        """
         values = self.values[keep].astype(np.float64)
         return FitPoints(np.ascontiguousarray(self.xyz[keep]),
                          (values - values.mean()).astype(np.float32), self.center,
-                         self.contour)
+                         self.contour, None if self.index is None else self.index[keep])
+
+    def with_values_of(self, map: Map) -> "FitPoints":
+        """The same points with their values taken from another map on the same grid (e.g.
+        the target filtered), centred.
+
+        Returns
+        -------
+        FitPoints
+        """
+        if self.index is None:
+            raise ValueError("these fit points do not know their voxels")
+        ix, iy, iz = self.index.T
+        values = map.data[iz, iy, ix].astype(np.float64)
+        return FitPoints(self.xyz, (values - values.mean()).astype(np.float32), self.center,
+                         self.contour, self.index)
 
     def mirrored(self) -> "FitPoints":
         """The points of the target reflected through the plane x = its box centre (what
@@ -106,7 +134,7 @@ class FitPoints:
         """
         xyz = self.xyz.copy()
         xyz[:, 0] = 2.0 * self.center[0] - xyz[:, 0]
-        return FitPoints(xyz, self.values, self.center, self.contour)
+        return FitPoints(xyz, self.values, self.center, self.contour)  # no voxels of its own
 
 
 def fit_points(target: Map, contour=None, *, max_points: int = 0,
@@ -171,7 +199,8 @@ def fit_points(target: Map, contour=None, *, max_points: int = 0,
     if max_points and len(ix) > max_points:
         keep = slice(None, None, int(np.ceil(len(ix) / max_points)))
         iz, iy, ix = iz[keep], iy[keep], ix[keep]
-    xyz = target.origin + np.stack([ix, iy, iz], axis=1) * target.voxel_size
+    index = np.stack([ix, iy, iz], axis=1)
+    xyz = target.origin + index * target.voxel_size
     values = target.data[iz, iy, ix].astype(np.float64)
     values = (values - values.mean()).astype(np.float32)
-    return FitPoints(np.ascontiguousarray(xyz), values, target.center.copy(), level)
+    return FitPoints(np.ascontiguousarray(xyz), values, target.center.copy(), level, index)

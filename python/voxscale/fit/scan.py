@@ -23,6 +23,7 @@ from ..maps.interpolation import resample
 from ..quality import Quality
 from ..threads import resolve_threads
 from .placement import Placement, placement_of, superpose_models
+from .matched import B_REMATCH, MapMatcher
 from .search import PlacementSearch
 from .points import FitPoints, fit_points
 from .rigid import FitResult, ReferenceGrid, TransformSummary, rigid_fit
@@ -83,6 +84,11 @@ class ScanOptions:
         Also scan the reference's points into the target (default True) and combine the two.
     check_hand : bool
         Also place the mirrored target (default True): if it fits better, say so.
+    match_maps : bool
+        Bring both maps to a common resolution and fall-off first (default True, see
+        :func:`voxscale.fit.matched.match_maps`).
+    d_min : float or None
+        The common resolution (Å) of that matching; default from the maps' FSC.
 
     Raises
     ------
@@ -99,6 +105,8 @@ class ScanOptions:
     anisotropic: bool = False
     both_directions: bool = True
     check_hand: bool = True
+    match_maps: bool = True
+    d_min: Optional[float] = None
 
     def __post_init__(self):
         lo, hi = (float(v) for v in self.scale_range)
@@ -214,6 +222,10 @@ class ScanResult(TransformSummary):
         The best placement of the mirrored target (with ``check_hand``).
     quality : Quality
         The verdict: ``status`` "ok", "warning" or "unreliable" and the reasons.
+    matched : dict or None
+        How the two maps were brought to a common resolution and fall-off before the scan
+        (:func:`voxscale.fit.matched.match_maps`): ``d_common`` (Å), ``d_source``,
+        ``relative_B`` (Å²) and ``blurred``; the correlations are those of the matched maps.
     """
 
     best_scale: float
@@ -235,6 +247,7 @@ class ScanResult(TransformSummary):
     reverse: Optional["DirectionScan"] = None
     mirror: Optional[Placement] = None
     quality: Quality = field(default_factory=Quality)
+    matched: Optional[dict] = None
 
     @property
     def percent(self) -> float:
@@ -274,6 +287,7 @@ class ScanResult(TransformSummary):
                            for name, d in (("forward", self.forward),
                                            ("reverse", self.reverse))},
             "mirror_cc": None if self.mirror is None else self.mirror.cc,
+            "matched": self.matched,
         }
         if self.anisotropic is not None:
             out["anisotropic"] = {k: self.anisotropic[k] for k in (
@@ -394,6 +408,12 @@ MIRROR_MARGIN = 0.02
 #: of the resampled copy): differences within this allowance are not flagged.
 DIRECTION_ALLOWANCE = 2e-4
 
+#: No factor is known better than this: resampled copies of one map, blurred or rotated,
+#: scatter by up to about 1e-4 (interpolation), whatever the curve's own noise says.
+UNCERTAINTY_FLOOR = 1e-4
+#: The parabola's vertex is kept when, refitted, its correlation is within this of the best
+#: sample's (correlations agree to about 1e-7 between refits).
+VERTEX_TOLERANCE = 1e-6
 #: A curve whose top is less than this above its ends is flat.
 FLAT_DROP = 1e-4
 #: Corrections smaller than this (0.1 %) are not worth a warning when insignificant.
@@ -461,9 +481,10 @@ class DirectionScan:
 
 
 def _curve_scan(sweep: "ScaleSweep", opts: ScanOptions, centre: float, *,
-                progress: Optional[Progress], widen: bool) -> tuple:
+                progress: Optional[Progress], widen_to: Optional[tuple]) -> tuple:
     """Coarse pass over the range around ``centre`` (widened while the maximum is at its
-    end), then the fine step around the coarse maximum. Returns (range, finest step)."""
+    end, up to the factors ``widen_to``), then the fine step around the coarse maximum.
+    Returns (range, finest step)."""
     if opts.scales is not None:
         sweep.run(opts.scales, progress=progress)
         return (min(opts.scales), max(opts.scales)), None
@@ -473,11 +494,11 @@ def _curve_scan(sweep: "ScaleSweep", opts: ScanOptions, centre: float, *,
     coarse = factor_grid_about(centre, (lo, hi), coarse_step)
     total = len(coarse) + 2 * fine_half - 1
     sweep.run(coarse, progress=progress, total=total)
-    while widen:
+    while widen_to is not None:
         keys, cc = sweep.curve()
         i = int(np.argmax(cc))
-        grow_lo = i == 0 and keys[0] - coarse_step >= WIDEST_RANGE[0] * centre - 1e-12
-        grow_hi = i == len(keys) - 1 and keys[-1] + coarse_step <= WIDEST_RANGE[1] * centre + 1e-12
+        grow_lo = i == 0 and keys[0] - coarse_step >= widen_to[0] - 1e-12
+        grow_hi = i == len(keys) - 1 and keys[-1] + coarse_step <= widen_to[1] + 1e-12
         if not (grow_lo or grow_hi):
             break
         new = keys[0] - coarse_step if grow_lo else keys[-1] + coarse_step
@@ -500,34 +521,71 @@ def factor_grid_about(centre: float, scale_range, step: float) -> np.ndarray:
 
 
 def _direction(grid: ReferenceGrid, pts: FitPoints, start, opts: ScanOptions, *,
-               centre: float, widen: bool, progress: Optional[Progress],
-               nthreads: int) -> DirectionScan:
-    """Scan one direction (see :class:`DirectionScan`)."""
+               centre: float, widen_to: Optional[tuple], progress: Optional[Progress],
+               nthreads: int, with_unit: bool = False) -> DirectionScan:
+    """Scan one direction (see :class:`DirectionScan`): about ``centre``, the range widened
+    up to the factors ``widen_to`` (None: not widened); ``with_unit`` also fits s = 1 (for
+    the gain over the header's scale) when the curve did not reach it."""
     sweep = ScaleSweep(grid, pts, start, nthreads=nthreads)
-    sweep.fit(centre)
-    scan_range, finest = _curve_scan(sweep, opts, centre, progress=progress, widen=widen)
+    first = sweep.fit(centre)
+    if opts.scales is None:
+        extremes = widen_to or tuple(centre * f for f in opts.scale_range)
+        kept = _inside_throughout(grid, pts, first.transform, centre, extremes)
+        if kept is not None:  # the same points all along the curve: no jumps in it
+            sweep = ScaleSweep(grid, kept, first.transform, nthreads=nthreads)
+            sweep.fit(centre)
+            pts = kept
+    scan_range, finest = _curve_scan(sweep, opts, centre, progress=progress,
+                                     widen_to=widen_to)
     keys, cc = sweep.curve()
     best, uncertainty = peak_of_curve(keys, cc, finest)
     final = sweep.fit(best)
     i_max = int(np.argmax(cc))
-    refined = bool(final.cc >= cc[i_max] - 1e-12)
+    refined = bool(final.cc >= cc[i_max] - VERTEX_TOLERANCE)
     if not refined:  # never report a factor worse than one already sampled
         best = float(keys[i_max])
         final = sweep.fit(best)
-        uncertainty = max(uncertainty, finest or 0.0)
+        uncertainty = max(uncertainty, 0.5 * (finest or 0.0))
     keys, cc = sweep.curve()
     stats = _subset_statistics(grid, pts, sweep.fits, keys, cc, best)
     uncertainty = float(np.hypot(uncertainty, stats["peak_se"]))
-    unit = sweep.fits.get(_key(1.0))
-    cc_unit = unit.cc if unit is not None else float("nan")
-    widest = (WIDEST_RANGE[0] * centre, WIDEST_RANGE[1] * centre)
     at_edge = bool(opts.scales is None and (
-        (best <= keys[0] + 1e-12 and keys[0] <= widest[0] + opts.coarse_step)
-        or (best >= keys[-1] - 1e-12 and keys[-1] >= widest[1] - opts.coarse_step)
-        or not widen and best in (keys[0], keys[-1])))
+        best in (keys[0], keys[-1]) if widen_to is None else
+        (best <= keys[0] + 1e-12 and keys[0] <= widen_to[0] + opts.coarse_step)
+        or (best >= keys[-1] - 1e-12 and keys[-1] >= widen_to[1] - opts.coarse_step)))
+    drop = final.cc - min(cc[0], cc[-1])
+    unit = sweep.fits.get(_key(1.0))
+    if unit is None and with_unit and opts.scales is None:
+        unit = sweep.fit(1.0)
+        keys, cc = sweep.curve()
+    cc_unit = unit.cc if unit is not None else float("nan")
     return DirectionScan(best, uncertainty, keys, cc, final.cc, cc_unit, final.transform,
                          scan_range, at_edge, refined, stats["cc_noise"],
-                         final.cc - cc_unit, final.cc - min(cc[0], cc[-1]), sweep.fits)
+                         final.cc - cc_unit, drop, sweep.fits)
+
+
+def _inside_throughout(grid: ReferenceGrid, pts: FitPoints, transform, centre: float,
+                       extremes) -> Optional[FitPoints]:
+    """The fit points that stay inside the other map at every factor of the scan.
+
+    A point that leaves the other map's box at some factors drops out of the correlation
+    there, and the curve jumps; with the points that stay inside (two voxels from the edge,
+    for the interpolation) at both extreme factors, the pose found at ``centre``, the curve
+    is smooth. None when that would keep fewer than half the points (then all are used).
+    """
+    m = grid.map
+    lo = m.origin + 2 * m.voxel_size
+    hi = m.origin + (m.grid_size - 3) * m.voxel_size
+    t = np.asarray(transform)
+    keep = np.ones(len(pts), dtype=bool)
+    for s in extremes:
+        # at factor s the pose of factor `centre` moves the points by (s - centre)·(p - c)
+        shift = (centre - s) * (pts.xyz.mean(axis=0) - pts.center)  # as the sweep starts
+        xyz = pts.scaled(s) @ t[:3, :3].T + t[:3, 3] + t[:3, :3] @ shift
+        keep &= np.all((xyz >= lo) & (xyz <= hi), axis=1)
+    if keep.all() or np.count_nonzero(keep) < max(0.5 * len(pts), 100):
+        return None
+    return pts.select(keep)
 
 
 def _reverse_start(forward: DirectionScan, ref_center, target_center) -> np.ndarray:
@@ -610,6 +668,7 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
                                        or reference_grid.order != opts.order):
         raise OptionError("reference_grid must be ReferenceGrid(ref, order=options.order)")
     grid = reference_grid or ReferenceGrid(ref, order=opts.order, nthreads=nthreads)
+    raw_grid, raw_pts = grid, pts  # the maps as given, for the anisotropic refinement
     cubic = grid if grid.order == 3 else None
     need_search = opts.check_hand or (initial_transform is None
                                       and (ref_model is None or target_model is None))
@@ -625,15 +684,47 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         placement = superpose_models(ref_model, target_model)
     else:
         placement = placement_of(search.run())
-    forward = _direction(grid, pts, placement.transform, opts, centre=1.0, widen=True,
-                         progress=progress, nthreads=nthreads)
+    matched = None
+    if opts.match_maps:
+        matcher = MapMatcher(ref, target, placement.transform, d_min=opts.d_min,
+                             nthreads=nthreads)
+        matched = matcher.pair()  # common resolution first; the fall-off after the scan
+        grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads)
+        pts = pts.with_values_of(matched.target)
+        if not opts.anisotropic:
+            raw_grid = None  # memory: one spline-coefficient array less
+    forward = _direction(grid, pts, placement.transform, opts, centre=1.0,
+                         widen_to=WIDEST_RANGE, progress=progress, nthreads=nthreads,
+                         with_unit=True)
+    if matched is not None:
+        delta_b = matcher.relative_b(forward.best_scale)
+        if matcher.filters and not forward.at_edge:  # the FSC with the target corrected
+            matcher.update_resolution(forward.transform, forward.best_scale)
+        if (abs(delta_b) > B_REMATCH or matcher.filters) and not forward.at_edge:
+            matched = matcher.pair(delta_b, forward.best_scale)
+            grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads)
+            pts = pts.with_values_of(matched.target)
+            forward = _direction(grid, pts, forward.transform, _local_options(opts),
+                                 centre=forward.best_scale, widen_to=WIDEST_RANGE,
+                                 progress=None, nthreads=nthreads, with_unit=True)
+        else:
+            matched.relative_b = delta_b
+        del matcher
+        if ref_pts is not None:
+            ref_pts = ref_pts.with_values_of(matched.ref)
     reverse = None
     if opts.both_directions and opts.scales is None:
-        target_grid = ReferenceGrid(target, order=opts.order, nthreads=nthreads)
+        if ref_pts is None:
+            ref_pts = fit_points(ref, None, max_points=opts.max_points, role="reference",
+                                 nthreads=nthreads)
+            if matched is not None:
+                ref_pts = ref_pts.with_values_of(matched.ref)
+        target_grid = ReferenceGrid(target if matched is None else matched.target,
+                                    order=opts.order, nthreads=nthreads)
         reverse = _direction(target_grid, ref_pts,
                              _reverse_start(forward, ref_pts.center, pts.center),
                              _local_options(opts), centre=1.0 / forward.best_scale,
-                             widen=False, progress=None, nthreads=nthreads)
+                             widen_to=None, progress=None, nthreads=nthreads)
     best, uncertainty = _combine(forward, reverse)
     final = ScaleSweep(grid, pts, forward.transform, nthreads=nthreads)
     final.fits = dict(forward.fits)
@@ -650,10 +741,12 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
                         cc_best=fit.cc, placement=placement, contour=pts.contour,
                         n_points=len(pts), seconds=0.0, target_center=pts.center.copy(),
                         options=opts, fits=final.fits, forward=forward, reverse=reverse,
-                        mirror=mirror)
+                        mirror=mirror, matched=None if matched is None else matched.to_dict())
     if opts.anisotropic:
         from .anisotropic import refine_anisotropic_scale
-        result.anisotropic = refine_anisotropic_scale(grid, pts, best, fit.transform,
+        # on the maps as given: an anisotropic stretch changes the spectra unequally along
+        # the axes, which an isotropic resolution and fall-off matching would blur away
+        result.anisotropic = refine_anisotropic_scale(raw_grid, raw_pts, best, fit.transform,
                                                       nthreads=nthreads)
     result.quality = scan_quality(result)
     result.seconds = time.perf_counter() - start_time
@@ -682,15 +775,15 @@ def _combine(forward: DirectionScan, reverse: Optional[DirectionScan]):
 
     The reverse factor r estimates 1/s. The two directions use the same data, so averaging
     them does not reduce the noise: the uncertainty is the larger of the two, combined with
-    half their disagreement.
+    half their disagreement, and never below :data:`UNCERTAINTY_FLOOR`.
     """
     if reverse is None:
-        return forward.best_scale, forward.uncertainty
+        return forward.best_scale, max(forward.uncertainty, UNCERTAINTY_FLOOR)
     s_r = 1.0 / reverse.best_scale
     u_r = reverse.uncertainty / reverse.best_scale ** 2
     best = 0.5 * (forward.best_scale + s_r)
     u = float(np.hypot(max(forward.uncertainty, u_r), 0.5 * (forward.best_scale - s_r)))
-    return float(best), u
+    return float(best), max(u, UNCERTAINTY_FLOOR)
 
 
 def peak_of_curve(scales, cc, step: Optional[float] = None):
@@ -856,6 +949,10 @@ def _subset_statistics(grid, pts: FitPoints, fits: dict, keys, cc, best: float,
             row.append(grid.score(p, values, t[:3, :3], t[:3, :3] @ c + t[:3, 3] - c, c)[0])
         curves.append(row)
     curves = np.array(curves)
+    curves = curves[np.all(np.isfinite(curves), axis=1)]  # a subset outside the other map
+    if len(curves) < 3:
+        return out
+    n_subsets = len(curves)
     peaks = np.array([refine_peak(near, row[:len(near)])[0] for row in curves])
     out["peak_se"] = float(np.std(peaks, ddof=1) / np.sqrt(n_subsets))
     top = curves[:, int(np.argmax(cc[max(0, i - 3): i + 4]))][:, None]
@@ -899,9 +996,6 @@ def scan_quality(result: "ScanResult") -> Quality:
     elif result.cc_best < MODEST_CC:
         q.add("modest_correlation", f"the correlation at the best factor is only "
                                     f"{result.cc_best:.3f}")
-    if not f.refined:
-        q.add("peak_not_refined", "a parabola through the top of the curve did not improve on "
-                                  "the best sampled factor, which is reported instead")
     p = result.placement
     if p.method == "maps":
         if not p.cc >= LOW_CC:

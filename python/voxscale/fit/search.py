@@ -311,10 +311,18 @@ class PlacementSearch:
                 break
         quick_pts = points.subsample(4000)
         starts = []
+        # besides the search's poses: the maps as they are (often already in one frame, and
+        # a map against itself) and their box centres superposed
+        as_is = np.eye(4)
+        centred = np.eye(4)
+        centred[:3, 3] = self.ref.center - self.target.center
+        poses = [as_is, centred]
         for k in chosen:
             m = np.eye(4)
             m[:3, :3] = rotations[k]
             m[:3, 3] = places[k] - rotations[k] @ center
+            poses.append(m)
+        for m in poses:
             try:
                 starts.append(rigid_fit(self.quick, quick_pts.xyz, quick_pts.values, m,
                                         max_steps=80, xtol=1e-2, nthreads=nthreads))
