@@ -18,7 +18,9 @@ bench/README.md.
 """
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,11 @@ PLAIN_FACTORS = 0.95 + 0.0025 * np.arange(41)   # the plain scan's grid, 0.95 ..
 #: Wall-time goals of our scan on 2 cores, and the speed-up goal over the plain scan at 256³.
 BUDGET_S = {128: 1.5, 256: 6.0}
 SPEEDUP_256 = 5.0
+#: Wall-time goals of the map-only scan (issue 13: global search, both directions, matching).
+MAP_ONLY_BUDGET_S = {128: 3.0, 256: 6.0}
+#: A Python interpreter with an older voxscale installed, for the "before" rows: for example
+#: a venv with the release before issue 13 (``pip install voxscale==<old>`` or a worktree).
+BEFORE_PYTHON = os.environ.get("VOXSCALE_BENCH_BEFORE")
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -149,20 +156,22 @@ def _harness(compare):
     return g["RESULTS"], g["Result"], g["STRICT"]
 
 
-def record_budget(compare, n: int, our_times, scan, at_least: int = 3) -> object:
+def record_budget(compare, n: int, our_times, scan, at_least: int = 3, *,
+                  kind: str = "scan", budget: float = None) -> object:
     """A table row 'our scan vs a wall-time budget': ref (s) is the budget, ratio = budget /
     best time of ours, target 1x (met when the best time is within the budget). The times are
     those of the comparison, plus extra timed runs of ``scan`` up to ``at_least``."""
     results, result_cls, _ = _harness(compare)
-    budget = BUDGET_S[n]
+    budget = BUDGET_S[n] if budget is None else budget
     our_times = list(our_times)
     while len(our_times) < at_least:
         t0 = time.perf_counter()
         scan()
         our_times.append(time.perf_counter() - t0)
-    res = result_cls(f"scan {n}^3 vs {budget:g} s budget", our_times,
+    res = result_cls(f"{kind} {n}^3 vs {budget:g} s budget", our_times,
                      [budget] * len(our_times), 1.0,
-                     note=f"ref (s) = the goal: whole scan < {budget:g} s on {THREADS} threads")
+                     note=f"ref (s) = the goal: whole {kind} < {budget:g} s on {THREADS} "
+                          f"threads")
     results[res.name] = res
     return res
 
@@ -296,3 +305,81 @@ def test_scan_256(compare, pair_256):
     scan_vs_plain(compare, pair_256, 256, rounds=1, target=SPEEDUP_256,
                   note="6VXX spike trimer, 3 A; 1 round (the plain scan takes about a minute); "
                        "as 128^3")
+
+
+# -- map-only scans, before and after issue 13 -----------------------------------------------
+
+_BEFORE_SCRIPT = """
+import json, sys, time
+import voxscale
+ref, target = voxscale.read_map(sys.argv[1]), voxscale.read_map(sys.argv[2])
+times = []
+for _ in range(int(sys.argv[3])):
+    t0 = time.perf_counter()
+    r = voxscale.scan_voxel_scale(ref, target, nthreads=int(sys.argv[4]))
+    times.append(time.perf_counter() - t0)
+print(json.dumps({"times": times, "best_scale": r.best_scale,
+                  "file": voxscale.__file__}))
+"""
+
+
+def before_scan(ref_path: Path, target_path: Path, rounds: int) -> dict:
+    """The map-only scan of the older voxscale in ``VOXSCALE_BENCH_BEFORE``, timed inside its
+    own process (the scan alone: not the start-up, the import or the reading)."""
+    done = subprocess.run([BEFORE_PYTHON, "-c", _BEFORE_SCRIPT, str(ref_path), str(target_path),
+                           str(rounds), str(THREADS)], capture_output=True, text=True,
+                          timeout=1200, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def map_only(compare, pair: Pair, n: int, folder: Path, *, rounds: int):
+    """Our map-only scan (no start: global search, mirror, both directions, matching) against
+    its budget and, with VOXSCALE_BENCH_BEFORE set, against the same scan before issue 13."""
+    ref_path, target_path = folder / "ref.mrc", folder / "target.mrc"
+    voxscale.write_map(pair.ref, ref_path)
+    voxscale.write_map(pair.target, target_path)
+    ref, target = voxscale.read_map(ref_path), voxscale.read_map(target_path)
+    results, result_cls, _ = _harness(compare)
+    scan = lambda: scan_voxel_scale(ref, target, nthreads=THREADS)  # noqa: E731
+    last = scan()  # warm-up
+    with OtherLoad() as load:
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            last = scan()
+            times.append(time.perf_counter() - t0)
+        budget = record_budget(compare, n, times, scan, kind="map-only scan",
+                               budget=MAP_ONLY_BUDGET_S[n])
+    add_load_note(compare, load, budget.name)
+    print(f"\n  {pair.label} map-only: s = {last.best_scale:.6f}, error "
+          f"{last.best_scale - S_TRUE:+.2e} (uncertainty {last.uncertainty:.1e}), "
+          f"{last.quality.status} {last.quality.codes}; placement cc {last.placement.cc:.3f}, "
+          f"gap {last.placement.gap:.3f}; timed {', '.join(f'{t:.2f}' for t in budget.ours)} s;"
+          f" other processes used {load}")
+    assert abs(last.best_scale - S_TRUE) < 5e-4 and last.quality.status == "ok"
+    if BEFORE_PYTHON:
+        with OtherLoad() as load:
+            old = before_scan(ref_path, target_path, len(budget.ours))
+        name = f"map-only scan {n}^3 vs before issue 13"
+        res = result_cls(name, budget.ours, old["times"], None,
+                         note=f"ref = the same map-only scan by {old['file']} "
+                              f"(VOXSCALE_BENCH_BEFORE); ratio < 1: slower now; other "
+                              f"processes used {load} meanwhile")
+        results[name] = res
+        print(f"    before issue 13: s = {old['best_scale']:.6f}, error "
+              f"{old['best_scale'] - S_TRUE:+.2e}; timed "
+              f"{', '.join(f'{t:.2f}' for t in old['times'])} s")
+    else:
+        print("    before issue 13: not timed (set VOXSCALE_BENCH_BEFORE to a Python with the "
+              "older voxscale installed)")
+    fail_if_strict(compare, budget)
+
+
+@pytest.mark.benchmark(group="scan")
+def test_map_only_scan_128(compare, pair_128, tmp_path):
+    map_only(compare, pair_128, 128, tmp_path, rounds=3)
+
+
+@pytest.mark.benchmark(group="scan")
+def test_map_only_scan_256(compare, pair_256, tmp_path):
+    map_only(compare, pair_256, 256, tmp_path, rounds=2)

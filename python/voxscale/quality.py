@@ -20,6 +20,7 @@ REASON_CODES = {
     "range_edge": ("unreliable", "the correlation is largest at the end of the scanned range"),
     "flat_curve": ("unreliable", "the correlation hardly changes over the scanned factors"),
     "no_gain_over_unit": ("warning", "the best factor fits no better than s = 1, within noise"),
+    "imprecise": ("warning", "the factor's uncertainty is more than 0.1 %"),
     "low_correlation": ("unreliable", "the correlation at the best factor is too low"),
     "modest_correlation": ("warning", "the correlation at the best factor is modest"),
     "weak_placement": ("unreliable", "the map-only placement found no convincing pose"),
@@ -78,6 +79,11 @@ class Quality:
         for r in self.reasons:
             worst = max(worst, STATUSES.index(r.severity))
         return STATUSES[worst]
+
+    @property
+    def codes(self) -> list:
+        """list of str : The reasons' codes, in the order found."""
+        return [r.code for r in self.reasons]
 
     @property
     def ok(self) -> bool:

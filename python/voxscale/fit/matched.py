@@ -13,12 +13,13 @@ relabelled ×1.017 gave a 9.6σ miss). Before the scan both maps are therefore
    at d/s in its header units, s the factor of a first scan, after which the scan runs again
    near that factor on the matched maps;
 2. given the **same fall-off**: the relative Wilson B of the two maps is fitted to the log
-   ratio of their radially averaged powers, ln(P_t/P_r) = a − ΔB·s²/2, over 1/12 Å⁻¹ to
-   1/d_common (each map's power from its own box, so no placement is needed for it), and the
-   sharper map is blurred by |ΔB| (blurring, not sharpening, adds no noise). A voxel-size
-   error stretches the target's spectrum too, so the B is fitted with the target taken at the
-   factor of a first scan; when it exceeds 5 Å² the scan runs again, near that factor, on the
-   maps with the same fall-off.
+   ratios of their radially averaged powers and cross power (:func:`relative_b_of_shells`,
+   which noise in either map does not inflate), with the target placed
+   on the reference's grid at the factor of a first scan (so both spectra are in true units
+   and from one box), over the shells from 1/12 Å⁻¹ where their FSC is at least 0.5 (where
+   signal, not noise or the part of the box one map lacks, makes the power), and the sharper
+   map is blurred by |ΔB| (blurring, not sharpening, adds no noise). When it exceeds 5 Å² the
+   scan runs again, near that factor, on the maps with the same fall-off.
 
 Neither step changes the scale of a map, so the factor the scan finds is unchanged by them
 except for the bias they remove.
@@ -32,14 +33,14 @@ import numpy as np
 
 from ..maps.interpolation import resample
 from ..maps.map import Map
-from ..reciprocal.difference import estimate_resolution
+from ..reciprocal.difference import default_d_min, resolution_from_fsc
 from ..reciprocal.shells import check_resolution_range, shell_edges, shell_index, shell_sums
 from ..reciprocal.transform import (half_grid_frequencies, half_transform,
                                     map_from_half_transform)
 from ..threads import resolve_threads
 
-__all__ = ["MatchedMaps", "MapMatcher", "match_maps", "relative_b", "LOW_RESOLUTION_FIT",
-           "B_REMATCH"]
+__all__ = ["MatchedMaps", "MapMatcher", "match_maps", "relative_b_of_shells",
+           "LOW_RESOLUTION_FIT", "FSC_FALL_OFF", "B_REMATCH"]
 
 #: A relative B (Å²) above this, found after the first scan, makes the scan run again on maps
 #: with the same fall-off.
@@ -48,6 +49,10 @@ B_REMATCH = 5.0
 #: The relative B is fitted from this resolution (Å) on: lower shells carry the solvent
 #: and the box, not the fall-off.
 LOW_RESOLUTION_FIT = 12.0
+#: The relative B is fitted over the shells where the placed maps' FSC is at least this.
+FSC_FALL_OFF = 0.9
+#: Shells (equal in 1/d³ up to the Nyquist limit) of the FSC and the powers.
+N_SHELLS = 100
 #: The maps are low-passed only when their FSC falls below 0.143 at more than this many
 #: times the coarser map's Nyquist limit.
 FSC_GAP = 1.25
@@ -87,59 +92,41 @@ class MatchedMaps:
                 "relative_B": self.relative_b, "blurred": self.blurred}
 
 
-def _log_power(f: np.ndarray, m: Map, d_min: float, nthreads: int):
-    """(s² at shell centres, ln mean |F|²) of a half-transform, from 1/12 Å⁻¹ to 1/d_min."""
-    edges = shell_edges(LOW_RESOLUTION_FIT, d_min, 12)
-    shells = shell_index(m.shape, m.cell, edges, nthreads=nthreads)
-    sums = shell_sums(f, None, shells, len(edges) - 1, nthreads=nthreads)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        power = sums.sum_f1_sq / sums.count
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    ok = (sums.count >= 20) & (power > 0)
-    return centres[ok] ** 2, np.log(power[ok])
+def relative_b_of_shells(s2: np.ndarray, power_ref: np.ndarray, power_target: np.ndarray,
+                         cross: np.ndarray, fsc: np.ndarray, d_min: float) -> float:
+    """B_target − B_reference (Å²) from the two maps' powers in shells of one grid.
 
-
-def relative_b(f_ref: np.ndarray, ref: Map, f_tgt: np.ndarray, target: Map, d_min: float, *,
-               target_scale: float = 1.0, nthreads: int = 0) -> float:
-    """B_target − B_reference (Å²) from the log ratio of the maps' radially averaged powers.
-
-    A voxel-size error also changes the fall-off seen in the target's header units (its
-    spectrum is stretched by the factor), so the target's power is compared at s·f, with s
-    the scale factor found so far: P_true(f) = P_header(s·f).
+    Noise adds to a map's power but not, on average, to the cross power Re Σ F_r·F_t*, so
+    the fall-off is fitted twice: ln(P_cross/P_r), exact when the reference is free of
+    noise, and ln(P_t/P_cross), exact when the target is; each is a − ΔB·s²/4. Noise in the
+    other map makes it look sharper, so of the two the one nearer 0 is returned: a
+    fall-off is never matched by more than both estimates support. The fit runs over the
+    shells between 1/12 Å⁻¹ and 1/d_min whose FSC is at least :data:`FSC_FALL_OFF`;
+    0 when fewer than 3 such shells (or either estimate is 0 or of the other sign).
 
     Parameters
     ----------
-    f_ref, f_tgt : numpy.ndarray
-        Half-transforms of the two maps (each on its own grid).
-    ref, target : Map
+    s2 : numpy.ndarray
+        Squared spatial frequency (Å⁻²) at the shell centres.
+    power_ref, power_target, cross : numpy.ndarray
+        Per shell: Σ|F_r|², Σ|F_t|² and Re Σ F_r·F_t* (any common normalisation).
+    fsc : numpy.ndarray
+        Their FSC per shell.
     d_min : float
-        Highest resolution (Å) of the fit.
-    target_scale : float, optional
-        The voxel-scale factor of the target found so far.
-    nthreads : int, optional
-
-    Returns
-    -------
-    float
-        0 when fewer than 3 shells lie in the range (d_min coarser than about 8 Å).
+        Finest resolution (Å) of the fit.
     """
-    nthreads = resolve_threads(nthreads)
-    if max(d_min, d_min / target_scale) > LOW_RESOLUTION_FIT / 1.5:
-        return 0.0  # too few shells between 12 Å and d_min to fit a fall-off
-    s2_r, lp_r = _log_power(f_ref, ref, d_min, nthreads)
-    s2_t, lp_t = _log_power(f_tgt, target, d_min / target_scale, nthreads)
-    s2_t = s2_t / target_scale ** 2  # the target's frequencies in true units
-    if len(s2_r) < 3 or len(s2_t) < 3:
-        return 0.0
-    # the two maps' shells differ slightly (different boxes): compare them on the
-    # reference's shells by interpolating the target's curve
-    lo, hi = max(s2_r[0], s2_t[0]), min(s2_r[-1], s2_t[-1])
-    use = (s2_r >= lo) & (s2_r <= hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        from_ref = np.log(cross / power_ref)
+        from_target = np.log(power_target / cross)
+    use = ((s2 >= LOW_RESOLUTION_FIT ** -2) & (s2 <= d_min ** -2) & (fsc >= FSC_FALL_OFF)
+           & np.isfinite(from_ref) & np.isfinite(from_target))
     if np.count_nonzero(use) < 3:
         return 0.0
-    ratio = np.interp(s2_r[use], s2_t, lp_t) - lp_r[use]
-    slope = np.polyfit(s2_r[use], ratio, 1)[0]
-    return float(-2.0 * slope)  # ln(P_t/P_r) = a − ΔB·s²/2
+    b_ref, b_target = (-4.0 * np.polyfit(s2[use], y[use], 1)[0]
+                       for y in (from_ref, from_target))
+    if b_ref * b_target <= 0:
+        return 0.0
+    return float(b_ref if abs(b_ref) < abs(b_target) else b_target)
 
 
 def _filtered(f: np.ndarray, m: Map, d_cut: Optional[float], blur: float,
@@ -164,7 +151,7 @@ def _filtered(f: np.ndarray, m: Map, d_cut: Optional[float], blur: float,
 
 
 class MapMatcher:
-    """The two maps' transforms and common resolution, kept to make matched pairs.
+    """The two maps' transforms, common resolution and relative B, kept to make matched pairs.
 
     Parameters
     ----------
@@ -174,6 +161,15 @@ class MapMatcher:
     d_min : float, optional
         The common resolution (Å) to use instead of the FSC's.
     nthreads : int, optional
+
+    Attributes
+    ----------
+    d_common : float or None
+        The common resolution (Å), None for none (the maps share signal to the end).
+    source : str
+        "fsc", "full" or "given" (see :class:`MatchedMaps`).
+    delta_b : float
+        B_target − B_reference (Å²) from the last :meth:`measure` with ``fall_off``, else 0.
     """
 
     def __init__(self, ref: Map, target: Map, transform, *, d_min: Optional[float] = None,
@@ -181,35 +177,43 @@ class MapMatcher:
         self.nthreads = nthreads = resolve_threads(nthreads)
         self.ref, self.target = ref, target
         self.nyquist = 2.0 * float(max(np.max(ref.voxel_size), np.max(target.voxel_size)))
+        self.delta_b = 0.0
         if d_min is not None:
             self.d_common = check_resolution_range(None, d_min)[1]
             self.source = "given"
         else:
-            self.update_resolution(transform, 1.0)
+            self.d_common, self.source = None, "full"
         self.f_ref = half_transform(ref, nthreads=nthreads)
+        edges = shell_edges(None, default_d_min(ref), N_SHELLS)
+        self._edges = edges
+        self._shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
+        self.measure(transform, 1.0, fall_off=False)
         self.f_tgt = half_transform(target, nthreads=nthreads)
 
-    def update_resolution(self, transform, scale: float) -> None:
-        """The common resolution from the FSC of the reference and the target placed by
-        ``transform`` at factor ``scale``: where it falls below 0.143, if that is clearly
-        coarser than the Nyquist limit of the coarser map (else no low-pass: the maps share
-        signal to the end)."""
-        if getattr(self, "source", None) == "given":
-            return
-        placed = resample(self.target, self.ref, transform, scale, order=1,
+    def measure(self, transform, scale: float, *, fall_off: bool = True) -> None:
+        """The FSC of the reference and the target placed by ``transform`` at factor
+        ``scale``: the common resolution where it falls below 0.143 (when that is clearly
+        coarser than the coarser map's Nyquist limit; else none) unless one was given, and,
+        with ``fall_off``, the relative B over the shells where it is at least 0.5 (the
+        target then placed with cubic splines, which damp its high frequencies far less
+        than linear interpolation)."""
+        placed = resample(self.target, self.ref, transform, scale, order=3 if fall_off else 1,
                           nthreads=self.nthreads)
-        d_fsc = estimate_resolution(self.ref, placed, nthreads=self.nthreads)
+        sums = shell_sums(self.f_ref, half_transform(placed, nthreads=self.nthreads),
+                          self._shells, N_SHELLS, nthreads=self.nthreads)
         del placed
-        if d_fsc > FSC_GAP * self.nyquist:
-            self.d_common, self.source = float(d_fsc), "fsc"
-        else:
-            self.d_common, self.source = None, "full"
-
-    def relative_b(self, target_scale: float = 1.0) -> float:
-        """B_target − B_reference (Å²), the target taken at ``target_scale``."""
-        d = self.d_common if self.d_common is not None else 1.1 * self.nyquist
-        return relative_b(self.f_ref, self.ref, self.f_tgt, self.target, d,
-                          target_scale=target_scale, nthreads=self.nthreads)
+        fsc = np.nan_to_num(sums.fsc, nan=0.0)
+        if self.source != "given":
+            d_fsc = resolution_from_fsc(fsc, self._edges)
+            if d_fsc > FSC_GAP * self.nyquist:
+                self.d_common, self.source = float(d_fsc), "fsc"
+            else:
+                self.d_common, self.source = None, "full"
+        if fall_off:
+            centres = 0.5 * (self._edges[:-1] + self._edges[1:])
+            d = self.d_common if self.d_common is not None else self.nyquist
+            self.delta_b = relative_b_of_shells(centres ** 2, sums.sum_f1_sq, sums.sum_f2_sq,
+                                                sums.sum_re_cross, fsc, d)
 
     def pair(self, delta_b: float = 0.0, target_scale: float = 1.0) -> MatchedMaps:
         """Both maps at the common resolution (the target's cut in its header units, at the
@@ -240,11 +244,13 @@ def match_maps(ref: Map, target: Map, transform, *, d_min: Optional[float] = Non
     ----------
     ref, target : Map
     transform : array_like, shape (4, 4)
-        The placement of the target at s = 1 (x_ref = R·x_tgt + t), for the FSC.
+        The placement of the target at ``target_scale`` (as :func:`~voxscale.maps.resample`
+        takes it: the target scaled about its centre, then x_ref = R·x + t), for the FSC and
+        the relative B.
     d_min : float, optional
         The common resolution (Å) to use instead of the FSC's.
     target_scale : float, optional
-        The target's voxel-scale factor found so far (for the relative B).
+        The target's voxel-scale factor found so far.
     nthreads : int, optional
 
     Returns
@@ -252,4 +258,5 @@ def match_maps(ref: Map, target: Map, transform, *, d_min: Optional[float] = Non
     MatchedMaps
     """
     matcher = MapMatcher(ref, target, transform, d_min=d_min, nthreads=nthreads)
-    return matcher.pair(matcher.relative_b(target_scale), target_scale)
+    matcher.measure(transform, target_scale)
+    return matcher.pair(matcher.delta_b, target_scale)

@@ -416,6 +416,12 @@ UNCERTAINTY_FLOOR = 1e-4
 VERTEX_TOLERANCE = 1e-6
 #: A curve whose top is less than this above its ends is flat.
 FLAT_DROP = 1e-4
+#: The fit points that stay inside the other map along the whole curve are used when they
+#: are at least this fraction of all (a map whose density fills its box keeps fewer).
+MIN_KEPT = 0.25
+#: A factor less precise than this (0.1 %) is flagged: at the edge of a 300 Å particle it
+#: moves density by 0.3 Å, visible in a difference map.
+IMPRECISE = 1e-3
 #: Corrections smaller than this (0.1 %) are not worth a warning when insignificant.
 NEGLIGIBLE_CORRECTION = 1e-3
 
@@ -529,9 +535,13 @@ def _direction(grid: ReferenceGrid, pts: FitPoints, start, opts: ScanOptions, *,
     sweep = ScaleSweep(grid, pts, start, nthreads=nthreads)
     first = sweep.fit(centre)
     if opts.scales is None:
-        extremes = widen_to or tuple(centre * f for f in opts.scale_range)
-        kept = _inside_throughout(grid, pts, first.transform, centre, extremes)
-        if kept is not None:  # the same points all along the curve: no jumps in it
+        # the same points all along the curve, so that it has no jumps: those inside over
+        # the widest range, or (a small box) over the range asked for
+        kept = None
+        for extremes in (widen_to, tuple(centre * f for f in opts.scale_range)):
+            if extremes is not None and kept is None:
+                kept = _inside_throughout(grid, pts, first.transform, centre, extremes)
+        if kept is not None:
             sweep = ScaleSweep(grid, kept, first.transform, nthreads=nthreads)
             sweep.fit(centre)
             pts = kept
@@ -571,7 +581,8 @@ def _inside_throughout(grid: ReferenceGrid, pts: FitPoints, transform, centre: f
     A point that leaves the other map's box at some factors drops out of the correlation
     there, and the curve jumps; with the points that stay inside (two voxels from the edge,
     for the interpolation) at both extreme factors, the pose found at ``centre``, the curve
-    is smooth. None when that would keep fewer than half the points (then all are used).
+    is smooth. None when all stay inside, or when that would keep fewer than
+    :data:`MIN_KEPT` of the points (then all are used).
     """
     m = grid.map
     lo = m.origin + 2 * m.voxel_size
@@ -583,7 +594,7 @@ def _inside_throughout(grid: ReferenceGrid, pts: FitPoints, transform, centre: f
         shift = (centre - s) * (pts.xyz.mean(axis=0) - pts.center)  # as the sweep starts
         xyz = pts.scaled(s) @ t[:3, :3].T + t[:3, 3] + t[:3, :3] @ shift
         keep &= np.all((xyz >= lo) & (xyz <= hi), axis=1)
-    if keep.all() or np.count_nonzero(keep) < max(0.5 * len(pts), 100):
+    if keep.all() or np.count_nonzero(keep) < max(MIN_KEPT * len(pts), 100):
         return None
     return pts.select(keep)
 
@@ -697,10 +708,12 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
                          widen_to=WIDEST_RANGE, progress=progress, nthreads=nthreads,
                          with_unit=True)
     if matched is not None:
-        delta_b = matcher.relative_b(forward.best_scale)
-        if matcher.filters and not forward.at_edge:  # the FSC with the target corrected
-            matcher.update_resolution(forward.transform, forward.best_scale)
-        if (abs(delta_b) > B_REMATCH or matcher.filters) and not forward.at_edge:
+        first_filtered = matcher.filters  # then the target's cut was at s = 1, not at s
+        if not forward.at_edge:  # the FSC and the fall-off with the target corrected
+            matcher.measure(forward.transform, forward.best_scale)
+        delta_b = matcher.delta_b
+        if ((abs(delta_b) > B_REMATCH or matcher.filters or first_filtered)
+                and not forward.at_edge):
             matched = matcher.pair(delta_b, forward.best_scale)
             grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads)
             pts = pts.with_values_of(matched.target)
@@ -990,6 +1003,10 @@ def scan_quality(result: "ScanResult") -> Quality:
         q.add("no_gain_over_unit", f"the correction {result.percent:+.3f} % is within twice its "
                                    f"uncertainty (±{100 * result.uncertainty:.3f} %): s = 1 "
                                    "fits about as well")
+    elif result.uncertainty > IMPRECISE:
+        q.add("imprecise", f"the factor is known only to ±{100 * result.uncertainty:.2f} % "
+                           f"(more than {100 * IMPRECISE:.1f} %): differences between the maps "
+                           "may still carry a scale error of that size")
     if result.cc_best < LOW_CC:
         q.add("low_correlation", f"the correlation at the best factor is {result.cc_best:.3f}: "
                                  "the maps do not match well enough for a scale")

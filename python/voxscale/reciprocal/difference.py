@@ -27,7 +27,7 @@ from .transform import (half_grid_frequencies, half_transform, low_pass,
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference", "compare_amplitudes",
            "real_space_difference",
-           "default_d_min", "check_same_grid", "estimate_resolution"]
+           "default_d_min", "check_same_grid", "estimate_resolution", "resolution_from_fsc"]
 
 
 def default_d_min(map: Map) -> float:
@@ -78,10 +78,25 @@ def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
     sums = shell_sums(half_transform(ref, nthreads=nthreads),
                       half_transform(target, nthreads=nthreads), shells, n_shells,
                       nthreads=nthreads)
-    fsc = np.nan_to_num(sums.fsc, nan=0.0)
-    below = np.flatnonzero(fsc[1:] < threshold)  # the first shell holds the envelope
+    return resolution_from_fsc(np.nan_to_num(sums.fsc, nan=0.0), edges, threshold=threshold)
+
+
+def resolution_from_fsc(fsc: np.ndarray, edges: np.ndarray, *, threshold: float = 0.143) -> float:
+    """Resolution (Å) from an FSC curve: the inner edge of the last shell before the first one
+    below ``threshold`` (the first shell, which holds the envelope, is not tested); the outer
+    edge of the last shell if none fails.
+
+    Parameters
+    ----------
+    fsc : numpy.ndarray, shape (n,)
+        FSC per shell.
+    edges : numpy.ndarray, shape (n + 1,)
+        Shell edges in spatial frequency (Å⁻¹), increasing.
+    threshold : float, optional
+    """
+    below = np.flatnonzero(fsc[1:] < threshold)
     if not len(below):
-        return nyquist
+        return float(1.0 / edges[-1])
     last_good = below[0]  # index into shells of the shell before the first failing one
     return float(1.0 / edges[max(last_good, 1)])
 
