@@ -134,18 +134,23 @@ def _filtered(f: np.ndarray, m: Map, d_cut: Optional[float], blur: float,
     """The map with a soft low-pass at d_cut (header units; None for none) and a blur B."""
     if d_cut is None and blur <= 0:
         return m
-    sx, sy, sz = half_grid_frequencies(m.shape, m.cell)
-    s2 = (sz ** 2 + sy ** 2) + sx ** 2
-    weight = np.ones(s2.shape, np.float32)
+    sx, sy, sz = (a.astype(np.float32) for a in half_grid_frequencies(m.shape, m.cell))
+    if blur > 0:
+        # exp(−B·s²/4) is a product of one factor per axis: one pass over the half-grid
+        factor = [np.exp(np.float32(-blur / 4.0) * a * a) for a in (sx, sy, sz)]
+        weight = factor[2] * factor[1] * factor[0]
+    else:
+        weight = np.ones(f.shape, np.float32)
     if d_cut is not None:
         # a cosine edge from 0.85/d to 1/d: a sharp edge rings at its own spacing, a cue to
-        # the scale that the scan would follow
-        s_len = np.sqrt(s2)
+        # the scale that the scan would follow; only the band of the edge needs a cosine
+        s2 = (sz * sz + sy * sy) + sx * sx
         lo, hi = EDGE_START / d_cut, 1.0 / d_cut
-        edge = np.clip((s_len - lo) / (hi - lo), 0.0, 1.0)
-        weight *= (0.5 * (1.0 + np.cos(np.pi * edge))).astype(np.float32)
-    if blur > 0:
-        weight *= np.exp(-blur * s2 / 4.0).astype(np.float32)
+        weight[s2 >= np.float32(hi * hi)] = 0.0
+        band = np.flatnonzero(((s2 > np.float32(lo * lo)) & (s2 < np.float32(hi * hi))).ravel())
+        edge = (np.sqrt(s2.ravel()[band].astype(np.float64)) - lo) / (hi - lo)
+        weight.ravel()[band] *= (0.5 * (1.0 + np.cos(np.pi * edge))).astype(np.float32)
+        del s2
     weight[0, 0, 0] = 1.0
     return map_from_half_transform(f * weight, m, nthreads=nthreads)
 
