@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import voxscale.cli
-from voxscale.errors import ModelFormatError
+from voxscale.errors import ModelFormatError, ModelMismatchError
 from voxscale.analysis.expansion import expansion, fit_line
 from voxscale.fit import rotation_from_vector
 
@@ -81,6 +81,10 @@ def test_known_expansion_about_any_centre_is_exact(factor, center):
     for fits in res.per_chain.values():
         assert fits["radial"]["origin"].slope == pytest.approx(expected, abs=1e-9)
         assert fits["radial"]["intercept"].slope == pytest.approx(expected, abs=1e-7)
+    # The similarity transform's scale is the factor exactly, with no error.
+    similarity, similarity_se = res.similarity
+    assert similarity == pytest.approx(expected, abs=1e-9) and similarity_se < 1e-7
+    assert res.to_dict()["similarity_scale_percent"] == pytest.approx(expected, abs=1e-9)
     # The shifts are exactly radial: (f - 1)(x - c).
     np.testing.assert_allclose(res.shift, (factor - 1) * (res.ref_xyz - res.center), atol=1e-9)
 
@@ -157,7 +161,7 @@ def test_errors_name_the_file(tmp_path):
         expansion(tmp_path / "water.pdb", tmp_path / "ref.pdb")
     tiny = make_model(chains=(("A", 2),), seed=2)
     tiny.write_pdb(str(tmp_path / "tiny.pdb"))
-    with pytest.raises(ModelFormatError, match=r"tiny.pdb.*only 2 matching"):
+    with pytest.raises(ModelFormatError, match=r"tiny.pdb.*only 2 paired"):
         expansion(tmp_path / "tiny.pdb", tmp_path / "tiny.pdb")
     with pytest.raises(FileNotFoundError):
         expansion(tmp_path / "missing.pdb", tmp_path / "ref.pdb")
@@ -225,5 +229,26 @@ def test_rdrp_pair(shared_file, capsys):
     assert report["slope_total"] > report["slope_radial"]  # noise adds to the length only
     for chain in ("A", "B", "C"):
         assert 1.0 < report["per_chain"][chain]["slope_radial"] < 3.5
+    # issue 14: the headline is the similarity scale (radial or similarity: 1.9-2.0 %), not
+    # the shift-length slope (2.72 %), which non-radial differences inflate
+    similarity, similarity_se = res.similarity
+    assert 1.85 < similarity < 2.0 and 0 < similarity_se < 0.1
+    assert report["slope_total"] - similarity > 0.5
     # Same answer with the chains left to the default (7BV2 has no other protein chains).
     assert expansion(ref, tgt).slope_radial == pytest.approx(res.slope_radial, abs=1e-9)
+
+
+def test_unrelated_models_are_refused(cli, shared_file, tmp_path, capsys):
+    """Haemoglobin against actin: residues pair by chain and number, but the RMSD after
+    superposition is 22 Å: exit 2 with one line, nothing written (issue 14: it reported
+    +138.5 % and exited 0)."""
+    ref = str(shared_file("models/pdb5me2_haemoglobin.pdb"))
+    tgt = str(shared_file("models/pdb3mfp_actin_modeller_tempy.pdb"))
+    with pytest.raises(ModelMismatchError, match="RMSD"):
+        expansion(ref, tgt)
+    assert cli(["expansion", ref, tgt, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RMSD" in err and not (tmp_path / "o").exists()
+    # a looser limit is the user's choice
+    assert cli(["expansion", ref, tgt, "--out", str(tmp_path / "o"), "--quiet",
+                "--max-rmsd", "30"]) == 0

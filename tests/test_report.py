@@ -93,6 +93,17 @@ def test_compare_real_actin_pair_writes_a_complete_report(shared_file, tmp_path)
     assert {"scan", "resample", "scaling_and_difference", "peaks", "models"} <= set(s["timings"])
     assert s["expansion"]["n_pairs"] > 300 and abs(s["expansion"]["slope_radial"]) < 1e-6
     html = (out / "report.html").read_text()
-    assert html.count("<img ") == 3 and "voxel-scale error" in html
+    # scan, shells, expansion and the difference slices
+    assert html.count("<img ") == 4 and "voxel-scale error" in html
+    assert "Residues with the largest differences" in html
+    for name in ("residue_scores.csv", "model_scored.pdb", "open_in_chimerax.cxc",
+                 "difference_slices.png"):
+        assert (out / name).is_file(), name
+    script = (out / "open_in_chimerax.cxc").read_text()
+    for line in script.splitlines():  # every file the script opens is there
+        if line.startswith("open ") and not line.startswith('open "'):
+            assert (out / line.split()[1]).is_file(), line
+    scores = (out / "residue_scores.csv").read_text().splitlines()
+    assert scores[0].startswith("rank,chain,residue_name") and len(scores) > 300
     for p in s["peaks"]:
         assert {"height_sigma", "chain", "residue_name", "residue_number"} <= set(p)

@@ -23,6 +23,11 @@ class ModelFormatError(VoxscaleError, ValueError):
     """A model file cannot be read or holds no usable atoms: the message names the file."""
 
 
+class ModelMismatchError(ModelFormatError):
+    """Two models that are not of one molecule: too few paired residues, or an RMSD after
+    superposition far above what a voxel-size error could cause."""
+
+
 class GridMismatchError(VoxscaleError, ValueError):
     """Two maps that must share a grid (shape, voxel size, origin) do not."""
 

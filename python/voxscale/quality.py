@@ -29,6 +29,11 @@ REASON_CODES = {
     "directions_disagree": ("warning", "the two scan directions disagree"),
     "r_not_improved": ("warning", "the amplitude difference R is not lower after correction"),
     "r_near_unrelated": ("unreliable", "R after correction is near that of unrelated maps"),
+    "implausible_b": ("unreliable", "the relative B of the amplitude scaling is beyond ±300 Å²"),
+    "sigma_from_box": ("warning", "too little solvent: σ of the difference is its own spread"),
+    "flat_solvent": ("warning", "the solvent is flat (masked map): σ is the difference's spread"),
+    "models_mismatched": ("warning", "the two models are not of one molecule: no expansion"),
+    "peaks_capped": ("warning", "more peaks than the cap: only the strongest are listed"),
 }
 
 

@@ -149,18 +149,21 @@ def backbone_bonds(structure: gemmi.Structure, *, model_index: int = 0) -> dict:
 
 
 def _bond_scale(bonds: dict):
-    """Mean of the per-type factors ideal / mean, and its standard error from their spread.
+    """Mean of the per-type factors ideal / mean, and its uncertainty: the spread between
+    the types (their standard deviation).
 
     The bond types disagree with one another far more than their counting errors allow
-    (refinement programs restrain to slightly different ideal values), so the uncertainty is
-    taken from the spread between the types, not from the number of bonds.
+    (refinement programs restrain to slightly different ideal values, and which ones were
+    used is unknown), so the disagreement is a systematic error of the hint: it does not
+    shrink with the number of types, and the uncertainty is the spread itself, not the
+    standard error of the mean over the types.
     """
     s = np.array([b["scale"] for b in bonds.values()], dtype=np.float64)
     s = s[np.isfinite(s)]
     if len(s) == 0:
         return float("nan"), float("nan")
-    se = float(s.std(ddof=1) / np.sqrt(len(s))) if len(s) > 1 else float("nan")
-    return float(s.mean()), se
+    spread = float(s.std(ddof=1)) if len(s) > 1 else float("nan")
+    return float(s.mean()), spread
 
 
 @dataclass
@@ -189,7 +192,8 @@ class AbsoluteScaleResult:
         :func:`backbone_bonds` of the model.
     bond_scale, bond_scale_se : float
         The factor the bond lengths imply: the mean over the bond types of ideal / mean, and
-        its standard error from the spread between the types.
+        its uncertainty, the spread (standard deviation) between the types: a systematic
+        disagreement that more bonds do not reduce.
     resolution : float
         Resolution of the model map in Å.
     resolution_source : str

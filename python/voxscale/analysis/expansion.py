@@ -61,11 +61,11 @@ from typing import Optional, Sequence, Union
 import gemmi
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, ModelMismatchError
 from ..fit.superpose import apply_transform, residue_pairs, superpose
 from ..maps.models import calpha_residues, read_model
 
-__all__ = ["LineFit", "ExpansionResult", "expansion", "fit_line"]
+__all__ = ["LineFit", "ExpansionResult", "expansion", "fit_line", "MAX_RMSD"]
 
 ModelLike = Union[str, "os.PathLike[str]", gemmi.Structure]
 
@@ -294,6 +294,26 @@ class ExpansionResult:
     target_path: Optional[str] = None
 
     @property
+    def similarity(self) -> tuple:
+        """(percent, standard error in %) : The isotropic factor f of the similarity transform
+        (rigid plus one scale) that maps the reference onto the superposed target,
+        y − c = f·(x − c), as f − 1 in %.
+
+        f = Σ x·y / Σ|x|² over the pairs (x, y about the common centre c; the rotation of the
+        similarity transform is the rigid one, Umeyama 1991), its standard error
+        σ / √Σ|x|² with σ² = Σ|y − f·x|² / (3n − 7). Unlike the slope of the shift length,
+        non-radial differences do not inflate it; unlike a line fit of the radial projection,
+        every coordinate counts with its weight |x|².
+        """
+        x = self.ref_xyz - self.center
+        y = self.target_xyz - self.center
+        sxx = float(np.einsum("ij,ij->", x, x))
+        f = float(np.einsum("ij,ij->", x, y)) / sxx
+        dof = max(3 * self.n_pairs - 7, 1)
+        sigma = np.sqrt(float(np.einsum("ij,ij->", y - f * x, y - f * x)) / dof)
+        return 100.0 * (f - 1.0), 100.0 * sigma / np.sqrt(sxx)
+
+    @property
     def n_pairs(self) -> int:
         """int : Number of matched Cα pairs."""
         return len(self.ref_xyz)
@@ -346,7 +366,12 @@ class ExpansionResult:
             biweight fits, plus the number of rejected pairs), ``n_pairs``, ``rmsd_A``,
             ``center`` (Å), ``transform`` and ``per_chain`` (chain -> the same flat keys).
         """
-        out = _summary(self.fits, self.n_pairs)
+        similarity, similarity_se = self.similarity
+        out = {"similarity_scale_percent": similarity,
+               "similarity_scale_percent_se": similarity_se,
+               "headline": "similarity_scale_percent and slope_radial lead; slope_total (the "
+                           "shift length) is an upper bound that non-radial shifts inflate"}
+        out.update(_summary(self.fits, self.n_pairs))
         chains = np.array(self.chains)
         out.update({
             "rmsd_A": self.rmsd,
@@ -366,8 +391,16 @@ def _load(model: ModelLike, role: str):
     return read_model(model), os.fspath(model), os.fspath(model)
 
 
+#: Fewest paired Cα atoms, and fraction of the smaller model's, for two models of one molecule.
+MIN_PAIRS, MIN_PAIRED_FRACTION = 20, 0.25
+#: Default largest Cα RMSD (Å) after superposition: a few % of voxel-size error moves atoms
+#: at 50 Å by about 1 Å; beyond this the models are not of one molecule (or not matched).
+MAX_RMSD = 5.0
+
+
 def expansion(ref_model: ModelLike, target_model: ModelLike, *,
-              chains: Optional[Sequence[str]] = None) -> ExpansionResult:
+              chains: Optional[Sequence[str]] = None,
+              max_rmsd: float = MAX_RMSD) -> ExpansionResult:
     """Expansion coefficients of a target model relative to a reference model.
 
     See the module documentation for the method. The target is superposed on the reference
@@ -381,6 +414,8 @@ def expansion(ref_model: ModelLike, target_model: ModelLike, *,
     chains : sequence of str, optional
         Reference chains to use (default all chains with Cα atoms). Target chains are
         paired by name, or by sequence when the name is absent.
+    max_rmsd : float, optional
+        Refuse models whose Cα RMSD after superposition is above this (Å, default 5).
 
     Returns
     -------
@@ -393,8 +428,11 @@ def expansion(ref_model: ModelLike, target_model: ModelLike, *,
     FileNotFoundError
         If a model file does not exist.
     ModelFormatError
-        If a model cannot be read, has no protein Cα atoms (in the selected chains), or the
-        two share fewer than 3 matched residues. The message names the file.
+        If a model cannot be read or has no protein Cα atoms (in the selected chains). The
+        message names the file.
+    ModelMismatchError
+        If the two are not models of one molecule: fewer than 20 paired residues or than a
+        quarter of the smaller model's, or a Cα RMSD after superposition above ``max_rmsd``.
 
     Examples
     --------
@@ -416,10 +454,19 @@ def expansion(ref_model: ModelLike, target_model: ModelLike, *,
     if not calpha_residues(tgt):
         raise ModelFormatError(f"{tgt_name}: no protein Cα atoms")
     ref_xyz, tgt_xyz, labels = residue_pairs(ref, tgt, chains)
-    if len(ref_xyz) < 3:
-        raise ModelFormatError(f"{tgt_name} and {ref_name}: only {len(ref_xyz)} matching "
-                               "residue(s); at least 3 are needed")
+    smaller = min(len(calpha_residues(ref, chains=chains)), len(calpha_residues(tgt)))
+    if len(ref_xyz) < max(MIN_PAIRS, MIN_PAIRED_FRACTION * smaller):
+        raise ModelMismatchError(
+            f"{tgt_name} and {ref_name}: only {len(ref_xyz)} paired residues of {smaller} "
+            f"(at least {MIN_PAIRS} and a quarter are needed): are they models of one "
+            "molecule, with matching chain names or sequences?")
     transform, rmsd = superpose(ref_xyz, tgt_xyz)
+    if not rmsd <= max_rmsd:
+        raise ModelMismatchError(
+            f"{tgt_name} and {ref_name}: Cα RMSD {rmsd:.1f} Å after superposing "
+            f"{len(ref_xyz)} paired residues, above {max_rmsd:g} Å: these are not models of "
+            "one molecule in one conformation (or their residues are paired wrongly), and an "
+            "expansion coefficient would mean nothing")
     moved = apply_transform(transform, tgt_xyz)
     center = ref_xyz.mean(axis=0)
     result = ExpansionResult(ref_xyz, moved, list(labels), center, transform, rmsd, {}, {},

@@ -30,9 +30,23 @@ def add_parser(subparsers) -> None:
                     "their peaks, and write report.html, summary.json and the maps into --out.")
     add_pair_arguments(p)
     add_scan_arguments(p)
-    add_resolution_argument(p, "all low-resolution terms to where the FSC of the reference "
-                               "and the corrected target falls below 0.143")
-    p.add_argument("--sigma", type=positive_float, default=4.0, help="peak threshold (default 4)")
+    add_resolution_argument(p, "all low-resolution terms to where both maps carry shared "
+                               "signal: the worse map's half-map FSC = 0.143 with half maps, "
+                               "else the maps' FSC = 0.5 or where a map's own signal ends")
+    p.add_argument("--sigma", type=positive_float, default=4.0,
+                   help="peak threshold (default 4): z-scores of the noise with half maps, "
+                        "σ of the solvent otherwise")
+    p.add_argument("--ref-halves", nargs=2, metavar=("H1", "H2"),
+                   help="the reference's two half maps: its own resolution and noise; the "
+                        "difference map becomes noise-calibrated (z-scores)")
+    p.add_argument("--target-halves", nargs=2, metavar=("H1", "H2"),
+                   help="the target's two half maps (needed with --ref-halves)")
+    p.add_argument("--mask", help="molecular mask on the reference grid (MRC; > 0.5 inside): "
+                                  "peaks inside it, σ from the solvent outside it (default "
+                                  "from the models, else from both maps)")
+    p.add_argument("--max-distance", type=positive_float, default=5.0,
+                   help="with models: keep peaks within this distance of an atom (Å, "
+                        "default 5)")
     add_strict_option(p)
     add_common_options(p, max_memory=True, force_help="write into an existing folder")
     p.set_defaults(run=run)
@@ -43,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     summary = run_compare(args.ref, args.target, args.out, ref_model_path=args.ref_model,
                           target_model_path=args.target_model, resolution=args.resolution,
                           threads=args.threads, sigma=args.sigma, scan=scan_options(args),
-                          force=args.force, quiet=args.quiet, max_memory=args.max_memory)
+                          force=args.force, quiet=args.quiet, max_memory=args.max_memory,
+                          ref_halves=args.ref_halves, target_halves=args.target_halves,
+                          mask=args.mask, max_distance=args.max_distance)
     return report_quality("compare", summary["quality"], args.strict)
 
 
@@ -51,7 +67,8 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
                 resolution=None, threads: int = 0, sigma: float = 4.0,
                 scan: Optional[ScanOptions] = None, force: bool = False, quiet: bool = False,
                 extra: Optional[dict] = None, inputs: Optional[dict] = None,
-                max_memory=None) -> dict:
+                max_memory=None, ref_halves=None, target_halves=None, mask=None,
+                max_distance: float = 5.0) -> dict:
     """Run ``voxscale compare`` on files and write every output into ``out_dir``.
 
     Parameters
@@ -76,6 +93,12 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
         Override what is recorded as the inputs.
     max_memory : int or str, optional
         Refuse to start above this estimated memory (default 80 % of what is available).
+    ref_halves, target_halves : pair of str, optional
+        Half-map files of each map.
+    mask : str, optional
+        Molecular mask file on the reference grid.
+    max_distance : float, optional
+        With models, peaks within this distance (Å) of an atom are kept.
 
     Returns
     -------
@@ -100,7 +123,10 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
             result = compare_files(ref_path, target_path, ref_model_path=ref_model_path,
                                    target_model_path=target_model_path, inputs=inputs,
                                    d_max=d_max, d_min=d_min, sigma=sigma, scan_options=scan,
-                                   nthreads=threads, progress=bar, log=log)
+                                   nthreads=threads, progress=bar, log=log,
+                                   ref_halves_paths=ref_halves,
+                                   target_halves_paths=target_halves, mask_path=mask,
+                                   max_distance=max_distance)
         finally:
             bar.close()
         result.parameters["threads"] = threads

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 
 from .._version import __version__
-from ..analysis.expansion import expansion
+from ..analysis.expansion import MAX_RMSD, expansion
 from ..pipeline.output import OutputDir
 from ..pipeline.plots import plot_expansion
-from .options import add_common_options
+from .options import add_common_options, positive_float
 
 __all__ = ["add_parser", "run"]
 
@@ -24,6 +24,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("target_model", help="target model (PDB/mmCIF)")
     p.add_argument("--chains", nargs="+", metavar="CHAIN",
                    help="reference chains to use (default all protein chains)")
+    p.add_argument("--max-rmsd", type=positive_float, default=MAX_RMSD,
+                   help="refuse models whose Cα RMSD after superposition is above this "
+                        f"(Å, default {MAX_RMSD:g}): not one molecule, or paired wrongly")
     add_common_options(p, threads=False)
     p.set_defaults(run=run)
 
@@ -31,7 +34,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fit the expansion, write expansion.json and expansion.png; 0."""
     with OutputDir(args.out, ["expansion.json", "expansion.png"], force=args.force) as out:
-        result = expansion(args.ref_model, args.target_model, chains=args.chains)
+        result = expansion(args.ref_model, args.target_model, chains=args.chains,
+                           max_rmsd=args.max_rmsd)
         report = result.to_dict()
         report["inputs"]["chains"] = args.chains
         report["version"] = __version__
@@ -40,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
         out.write_json("expansion.json", report)
     if not args.quiet:
         t, r = result.fits["total"], result.fits["radial"]
+        f, f_se = result.similarity
         print(f"{result.n_pairs} Cα pairs, RMSD {result.rmsd:.2f} Å; expansion "
-              f"total {t['origin'].slope:+.3f} ± {t['origin'].slope_se:.3f} %, radial "
+              f"{f:+.3f} ± {f_se:.3f} % (similarity transform), radial "
               f"{r['origin'].slope:+.3f} ± {r['origin'].slope_se:.3f} % (robust "
-              f"{r['robust_origin'].slope:+.3f} %); written to {out.path}")
+              f"{r['robust_origin'].slope:+.3f} %); shift length {t['origin'].slope:+.3f} % "
+              f"(an upper bound); written to {out.path}")
     return 0

@@ -17,26 +17,44 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..analysis.expansion import expansion as model_expansion
-from ..errors import MapFormatError, ModelFormatError, VoxscaleError
+from ..errors import MapFormatError, ModelFormatError, ModelMismatchError, VoxscaleError
 from ..fit.scan import Progress, ScanOptions, ScanResult, corrected_target, scan_voxel_scale
 from ..maps.map import Map
 from ..maps.models import calpha_residues, check_model_in_map, read_model, transform_structure
 from ..maps.mrc import read_map
 from ..maps.interpolation import resample, spline_coefficients
-from ..reciprocal.difference import (DifferenceResult, compare_amplitudes, estimate_resolution,
+from ..maps.masks import density_mask, dilate, model_mask
+from ..reciprocal.difference import (DifferenceResult, compare_amplitudes,
                                      real_space_difference, vector_difference)
+from ..reciprocal.noise import check_half_map, half_map_noise
 from ..reciprocal.peaks import PeakTable, find_peaks
-from ..maps.map import is_constant, relabel_voxel_size
+from ..reciprocal.residue_scores import ResidueScores, residue_scores
+from ..reciprocal.resolution import ResolutionChoice, signal_resolution
+from ..reciprocal.transform import low_pass
+from ..maps.map import is_constant, mean_std, relabel_voxel_size
 from ..quality import Quality
 from ..reciprocal.scaling import WILSON_R_ACENTRIC, ScalingResult
 from ..reciprocal.shells import check_resolution_range
 from ..threads import resolve_threads
 
 __all__ = ["CompareResult", "compare", "compare_files", "read_density", "read_placed_model",
-           "scale_error_matters", "amplitude_quality", "R_NEAR_UNRELATED"]
+           "scale_error_matters", "amplitude_quality", "difference_quality",
+           "molecular_region", "R_NEAR_UNRELATED", "IMPLAUSIBLE_B"]
 
 #: R after correction above this fraction of the unrelated-maps limit (58.6 %) is unreliable.
 R_NEAR_UNRELATED = 0.85
+#: A relative B beyond this (Å²) is not a blur between two maps of one molecule.
+IMPLAUSIBLE_B = 300.0
+#: With models, peaks within this distance (Å) of an atom are kept.
+DEFAULT_MAX_DISTANCE = 5.0
+#: Peaks closer than this many resolution elements (d_min) to the box's faces are dropped.
+EDGE_RESOLUTION_ELEMENTS = 2.0
+#: A model mask covers atoms to this radius (Å) plus d_min.
+MODEL_MASK_RADIUS = 3.0
+#: The solvent must hold this many voxels and this fraction of the box for its σ.
+MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION = 1000, 0.05
+#: A solvent whose spread is below this fraction of the molecule's was masked flat.
+FLAT_SOLVENT = 0.005
 
 
 @dataclass
@@ -77,6 +95,15 @@ class CompareResult:
     target_voxel_fixed : Map or None
         The target unchanged but for its corrected voxel size (what ChimeraX's
         ``volume voxelSize`` would give), box centre kept.
+    resolution : ResolutionChoice
+        The high-resolution limit and why it was chosen.
+    residue_scores : ResidueScores or None
+        Per-residue difference scores of the reference model (with a reference model).
+    half_maps : dict or None
+        ``"reference"`` and ``"target"``: their :class:`~voxscale.reciprocal.HalfMapNoise`
+        (with half maps).
+    ref_model : gemmi.Structure or None
+        The reference model, for the scored copy.
     """
 
     scan: ScanResult
@@ -96,6 +123,10 @@ class CompareResult:
     quality: Quality = field(default_factory=Quality)
     voxel_sizes: dict = field(default_factory=dict)
     target_voxel_fixed: Optional[Map] = None
+    resolution: Optional[ResolutionChoice] = None
+    residue_scores: Optional[ResidueScores] = None
+    half_maps: Optional[dict] = None
+    ref_model: object = None
 
     def to_dict(self) -> dict:
         """Every number, machine-readable: the content of ``summary.json``.
@@ -146,7 +177,9 @@ def _model_into_reference(model, result: ScanResult):
 
 def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=None,
             d_min=None, sigma: float = 4.0, scan_options: Optional[ScanOptions] = None,
-            difference: bool = True, nthreads: int = 0, progress: Optional[Progress] = None,
+            difference: bool = True, ref_halves=None, target_halves=None, mask=None,
+            max_distance: float = DEFAULT_MAX_DISTANCE, nthreads: int = 0,
+            progress: Optional[Progress] = None,
             log: Optional[Callable[[str], None]] = None) -> CompareResult:
     """Compare two maps: find and correct the voxel-scale error, then difference them.
 
@@ -158,10 +191,23 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         Their models: used for the placement, to name peaks and for the expansion analysis.
     d_max, d_min : float, optional
         Resolution range in Å of the amplitude statistics and difference maps (default: no
-        low limit; the resolution where the FSC between the reference and the corrected target
-        falls below 0.143, see :func:`voxscale.reciprocal.estimate_resolution`).
+        low limit; where both maps still carry shared signal, see
+        :func:`voxscale.reciprocal.signal_resolution`: from the half maps when given).
     sigma : float, optional
-        Peak threshold in σ (default 4).
+        Peak threshold (default 4): z-scores of the noise with half maps, σ of the solvent
+        otherwise.
+    ref_halves, target_halves : tuple of two Map, optional
+        Half maps of the reference and of the target (on their full maps' grids); both or
+        neither. With them the default resolution is the worse map's own (half-map FSC =
+        0.143) and the difference map is noise-calibrated (z-scores, shells weighted by the
+        signal-to-noise of the difference).
+    mask : Map or numpy.ndarray, optional
+        Molecular mask on the reference grid (values > 0.5 inside). Default: from the models
+        when given (atoms within 3 Å), else from both maps (density above its solvent noise),
+        widened by d_min. Peaks are kept inside it; σ without half maps is that of the
+        solvent outside it.
+    max_distance : float, optional
+        With models: keep peaks within this distance (Å) of an atom (default 5).
     scan_options : ScanOptions, optional
         Options of the voxel-scale scan.
     difference : bool, optional
@@ -181,6 +227,12 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     nthreads = resolve_threads(nthreads)
     if d_min is not None:
         d_max, d_min = check_resolution_range(d_max, d_min)
+    if (ref_halves is None) != (target_halves is None):
+        raise VoxscaleError("give half maps of both maps (ref_halves and target_halves) or of "
+                            "neither: the noise of the difference needs both")
+    if not (np.isfinite(max_distance) and max_distance > 0):
+        raise VoxscaleError(f"max_distance must be a positive distance in Å, got "
+                            f"{max_distance!r}")
     timings: dict = {}
     say = log or (lambda line: None)
 
@@ -202,49 +254,188 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         uncorrected = resample(target, ref, scan.unit_transform, 1.0, order=3,
                                coefficients=coefficients, nthreads=nthreads)
         del coefficients
+    ref_noise = target_noise = None
+    if ref_halves is not None:
+        with step("half_maps"):
+            ref_noise = half_map_noise(ref, *ref_halves, names=_half_names("reference"),
+                                       nthreads=nthreads)
+            target_noise = half_map_noise(target, *target_halves, names=_half_names("target"),
+                                          nthreads=nthreads)
     with step("scaling_and_difference"):
         if d_min is None:
-            d_min = estimate_resolution(ref, corrected, nthreads=nthreads)
-            say(f"resolution limit from FSC(reference, corrected target) = 0.143: "
-                f"{d_min:.2f} Å")
-        d_min = float(d_min)
+            choice = signal_resolution(
+                ref, corrected, nthreads=nthreads,
+                resampled_voxel=float(np.max(target.voxel_size)) * scan.best_scale,
+                half_map_resolutions=None if ref_noise is None else (
+                    ref_noise.resolution, target_noise.resolution * scan.best_scale))
+        else:
+            choice = ResolutionChoice(float(d_min), "given", f"{float(d_min):.2f} Å, given")
+        d_min = choice.d_min
+        say(f"resolution limit: {choice.reason}")
         before = compare_amplitudes(ref, uncorrected, d_max, d_min, nthreads=nthreads)
         del uncorrected  # only its statistics are kept: memory
         diff = real_space = None
+        models = {}
+        moved = None
+        if ref_model is not None:
+            models["ref"] = ref_model
+        if target_model is not None:
+            moved = _model_into_reference(target_model, scan)
+            models["target"] = moved
+        molecule = solvent = None
         if difference:
-            diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads)
+            molecule = molecular_region(ref, corrected, models.values(), mask, d_min,
+                                        nthreads=nthreads)
+            noise = region = None
+            if ref_noise is not None:
+                noise = (ref_noise.noise, corrected_target(ref, target_noise.noise, scan,
+                                                           nthreads=nthreads))
+                sigma_region = "half_maps"
+            else:
+                sigma_region, region = _sigma_region(ref, molecule)
+            # with half maps, z-scores of the noise over the molecule, where peaks are sought
+            # (the rotated target's box may leave the reference's corners without its noise)
+            diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
+                                     noise=noise, mask=molecule if noise is not None else region)
+            diff.sigma_source = sigma_region
+            del noise, region
             after = diff.scaling
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads)
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads)
-    models = {}
-    moved = None
-    if ref_model is not None:
-        models["ref"] = ref_model
-    if target_model is not None:
-        moved = _model_into_reference(target_model, scan)
-        models["target"] = moved
-    peaks = None
+    peaks = scores = None
     if difference:
         with step("peaks"):
-            peaks = find_peaks(diff.map, sigma, models, nthreads=nthreads)
-    expansion = None
+            peaks = find_peaks(diff.map, sigma, models, nthreads=nthreads,
+                               mask=None if models else molecule,
+                               max_distance=max_distance if models else None,
+                               edge_margin=EDGE_RESOLUTION_ELEMENTS * d_min)
+            if ref_model is not None:
+                scores = residue_scores(diff.map, ref_model, nthreads=nthreads)
+    expansion = models_refused = None
     if ref_model is not None and target_model is not None:
         with step("models"):
-            expansion = model_expansion(ref_model, target_model)
-    parameters = {"resolution": [d_max, d_min], "threads": nthreads, "sigma": sigma,
+            try:
+                expansion = model_expansion(ref_model, target_model)
+            except ModelMismatchError as exc:
+                models_refused = str(exc)
+    parameters = {"resolution": [d_max, d_min], "resolution_choice": choice.to_dict(),
+                  "threads": nthreads, "sigma": sigma, "max_distance": max_distance,
+                  "half_maps": ref_noise is not None,
                   "range": list(scan.options.scale_range), "step": scan.options.step,
                   "contour": scan.options.contour, "anisotropic": scan.options.anisotropic}
     quality = Quality()
     quality.extend(scan.quality)
     quality.extend(amplitude_quality(before, after))
+    if diff is not None:
+        quality.extend(difference_quality(diff, peaks, sigma))
+    if models_refused is not None:
+        quality.add("models_mismatched", f"no expansion analysis: {models_refused}")
     corrected_voxel = target.voxel_size * scan.best_scale
     voxel_sizes = {"reference": ref.voxel_size, "target_header": target.voxel_size,
                    "target_corrected": corrected_voxel}
     return CompareResult(scan, corrected, before, after, diff, real_space, peaks, d_max, d_min,
                          expansion, moved, timings, parameters=parameters, quality=quality,
                          voxel_sizes=voxel_sizes,
-                         target_voxel_fixed=relabel_voxel_size(target, corrected_voxel))
+                         target_voxel_fixed=relabel_voxel_size(target, corrected_voxel),
+                         resolution=choice, residue_scores=scores, half_maps={
+                             "reference": ref_noise, "target": target_noise}
+                         if ref_noise is not None else None,
+                         ref_model=ref_model)
+
+
+def _half_names(role: str) -> tuple:
+    return (f"the {role}'s half map 1", f"the {role}'s half map 2")
+
+
+def _sigma_region(ref: Map, molecule: np.ndarray):
+    """Where σ of a difference without half maps comes from: ``("solvent", mask)`` when the
+    solvent is large enough (5 % of the box and 1000 voxels) and carries noise;
+    ``("molecule", mask)`` when it is flat (a masked map: its spread is no measure of the
+    noise); ``("box", None)`` when there is hardly any solvent."""
+    solvent = ~molecule
+    n = int(np.count_nonzero(solvent))
+    if n < max(MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION * solvent.size):
+        return "box", None
+    spread_solvent = mean_std(ref.data[solvent])[1]
+    spread_molecule = mean_std(ref.data[molecule])[1]
+    if not spread_solvent > FLAT_SOLVENT * spread_molecule:
+        return "molecule", molecule
+    return "solvent", solvent
+
+
+def molecular_region(ref: Map, corrected: Map, models, mask, d_min: float, *,
+                     nthreads: int = 0) -> np.ndarray:
+    """The molecular mask of a comparison on the reference grid (see :func:`compare`).
+
+    Parameters
+    ----------
+    ref, corrected : Map
+        The reference and the corrected target.
+    models : iterable of gemmi.Structure
+        Models in the reference frame.
+    mask : Map or numpy.ndarray or None
+        A user's mask, used as given.
+    d_min : float
+        Resolution (Å): the density masks are made at it and widened by it.
+    nthreads : int, optional
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape of the reference
+    """
+    if mask is not None:
+        arr = mask.data if isinstance(mask, Map) else np.asarray(mask)
+        if arr.shape != ref.shape:
+            raise VoxscaleError(f"the mask has shape {arr.shape}, the reference {ref.shape}: "
+                                "it must be on the reference grid")
+        inside = arr > 0.5 if arr.dtype != bool else arr.copy()
+        if not inside.any():
+            raise VoxscaleError("the mask is empty")
+        return inside
+    models = list(models)
+    if models:
+        return model_mask(ref, models, MODEL_MASK_RADIUS + d_min, nthreads=nthreads)
+    inside = density_mask(low_pass(ref, d_min, nthreads=nthreads))
+    inside |= density_mask(low_pass(corrected, d_min, nthreads=nthreads))
+    return dilate(inside, ref, d_min, nthreads=nthreads)
+
+
+def difference_quality(diff: DifferenceResult, peaks: Optional[PeakTable],
+                       sigma: float) -> Quality:
+    """Reasons from the difference map: an implausible relative B, σ taken from the
+    difference itself for want of solvent, a cut peak list.
+
+    Parameters
+    ----------
+    diff : DifferenceResult
+    peaks : PeakTable or None
+    sigma : float
+        The peak threshold.
+
+    Returns
+    -------
+    Quality
+    """
+    q = Quality()
+    b = diff.scaling.b_tensor
+    b_max = float(np.max(np.abs(np.linalg.eigvalsh(b))))
+    if b_max > IMPLAUSIBLE_B:
+        q.add("implausible_b", f"the amplitude scaling needs a relative B of {b_max:.0f} Å² "
+                               f"(beyond ±{IMPLAUSIBLE_B:.0f} Å²): the maps differ by more "
+                               "than a blur at this resolution")
+    if diff.sigma_source == "box":
+        q.add("sigma_from_box", "the molecule fills the box, so σ is the spread of the "
+                                "difference map itself: peaks measure the difference relative "
+                                "to itself, not to the noise (give half maps or --mask)")
+    elif diff.sigma_source == "molecule":
+        q.add("flat_solvent", "the reference's solvent is flat (a masked map), so it tells "
+                              "nothing of the noise; σ is the spread of the difference over "
+                              "the molecule and peaks are relative to it (give half maps)")
+    if peaks is not None and peaks.capped:
+        q.add("peaks_capped", f"{peaks.n_found} peaks beyond ±{sigma:g}; only the strongest "
+                              f"{len(peaks)} are listed")
+    return q
 
 
 def amplitude_quality(before: ScalingResult, after: ScalingResult) -> Quality:
@@ -322,6 +513,7 @@ def read_placed_model(path, density: Map, density_path):
 
 
 def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_path=None,
+                  ref_halves_paths=None, target_halves_paths=None, mask_path=None,
                   inputs: Optional[dict] = None, **options) -> CompareResult:
     """Read and check two maps (and their models), then :func:`compare` them.
 
@@ -331,6 +523,10 @@ def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_pa
         Map files.
     ref_model_path, target_model_path : str or os.PathLike, optional
         Model files; both or neither.
+    ref_halves_paths, target_halves_paths : pair of str or os.PathLike, optional
+        Half-map files of each map (on its grid); both pairs or neither.
+    mask_path : str or os.PathLike, optional
+        A molecular mask on the reference grid (values > 0.5 inside).
     inputs : dict, optional
         What the summary records as the inputs (default the file names).
     **options
@@ -354,9 +550,34 @@ def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_pa
                  if ref_model_path is not None else None)
     target_model = (read_placed_model(target_model_path, target, target_path)
                     if target_model_path is not None else None)
-    result = compare(ref, target, ref_model, target_model, **options)
+    if (ref_halves_paths is None) != (target_halves_paths is None):
+        raise VoxscaleError("give half maps of both maps (--ref-halves and --target-halves) "
+                            "or of neither: the noise of the difference needs both")
+    halves = {}
+    for role, full, paths, full_path in (("ref", ref, ref_halves_paths, ref_path),
+                                         ("target", target, target_halves_paths, target_path)):
+        if paths is None:
+            continue
+        if len(paths) != 2:
+            raise VoxscaleError(f"give two half maps of the {role}, got {len(paths)}")
+        maps = tuple(read_density(p, f"{role} half") for p in paths)
+        for m, p in zip(maps, paths):
+            check_half_map(full, m, f"{p} (a half map of {full_path})")
+        halves[f"{role}_halves"] = maps
+    if mask_path is not None:
+        mask = read_map(mask_path)
+        if mask.shape != ref.shape:
+            raise MapFormatError(f"{mask_path}: the mask has shape {mask.shape}, the reference "
+                                 f"{ref.shape}: it must be on the reference grid")
+        options["mask"] = mask
+    result = compare(ref, target, ref_model, target_model, **halves, **options)
     result.inputs = inputs or {
         "ref": os.fspath(ref_path), "target": os.fspath(target_path),
         "ref_model": None if ref_model_path is None else os.fspath(ref_model_path),
-        "target_model": None if target_model_path is None else os.fspath(target_model_path)}
+        "target_model": None if target_model_path is None else os.fspath(target_model_path),
+        "ref_halves": None if ref_halves_paths is None else [os.fspath(p)
+                                                             for p in ref_halves_paths],
+        "target_halves": None if target_halves_paths is None else [
+            os.fspath(p) for p in target_halves_paths],
+        "mask": None if mask_path is None else os.fspath(mask_path)}
     return result

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from ..files import atomic_write
 from ..reciprocal.scaling import WILSON_R_ACENTRIC
 
-__all__ = ["plot_scan", "plot_shells", "plot_expansion", "plot_absolute"]
+__all__ = ["plot_scan", "plot_shells", "plot_expansion", "plot_absolute", "plot_difference_slices"]
 
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi, **kwargs):
@@ -128,7 +128,10 @@ def plot_expansion(result, path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", markerscale=2)
     axes[0].set_title(f"Shift length, {result.n_pairs} Cα pairs", fontsize=10)
-    axes[1].set_title(f"Radial shift (RMSD {result.rmsd:.2f} Å)", fontsize=10)
+    f, f_se = result.similarity
+    axes[1].set_title(f"Radial shift (RMSD {result.rmsd:.2f} Å); similarity scale "
+                      f"{f:+.3f} ± {f_se:.3f} %", fontsize=10)
+    axes[0].set_title(f"Shift length, {result.n_pairs} Cα pairs (an upper bound)", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 
@@ -177,4 +180,63 @@ def plot_absolute(result, path) -> None:
     ax_b.grid(alpha=0.3)
     ax_b.legend(fontsize=7)
     fig.tight_layout()
+    _save(fig, path)
+
+
+#: Cα atoms within this distance (Å) of a slice are drawn on it.
+SLICE_SLAB_A = 3.0
+
+
+def plot_difference_slices(diff_map, threshold: float, path, *, peaks=None,
+                           models=()) -> None:
+    """Three orthogonal slices of a difference map through its strongest peak (the map's
+    strongest voxel without peaks), contoured at ±threshold (green positive, red negative),
+    with the models' Cα atoms near each slice as dots.
+
+    Parameters
+    ----------
+    diff_map : Map
+        In z-scores or σ units.
+    threshold : float
+    path : str or os.PathLike
+        PNG.
+    peaks : PeakTable, optional
+    models : sequence of gemmi.Structure, optional
+        In the map's frame.
+    """
+    data = diff_map.data
+    origin, voxel = np.asarray(diff_map.origin), np.asarray(diff_map.voxel_size)
+    if peaks:
+        centre = np.array([peaks[0].x, peaks[0].y, peaks[0].z])
+    else:
+        iz, iy, ix = np.unravel_index(int(np.argmax(np.abs(data))), data.shape)
+        centre = origin + np.array([ix, iy, iz]) * voxel
+    index = np.clip(np.rint((centre - origin) / voxel).astype(int), 0,
+                    np.array(data.shape[::-1]) - 1)
+    calpha = [np.array([[a.pos.x, a.pos.y, a.pos.z] for ch in m[0] for r in ch for a in r
+                        if a.name == "CA"]).reshape(-1, 3) for m in models]
+    limit = max(float(threshold) * 2.0, float(np.max(np.abs(data))) or 1.0)
+    fig, axes = _subplots(1, 3, figsize=(12, 4.2), dpi=110)
+    # (name, axis of the slice in x, y, z order, the two in-plane axes)
+    for ax, (name, normal, (u, v)) in zip(axes, (("z", 2, (0, 1)), ("y", 1, (0, 2)),
+                                                  ("x", 0, (1, 2)))):
+        take = [slice(None)] * 3
+        take[2 - normal] = index[normal]
+        image = data[tuple(take)]  # rows the second in-plane axis (v), columns the first (u)
+        extent = [origin[u], origin[u] + (data.shape[2 - u] - 1) * voxel[u],
+                  origin[v], origin[v] + (data.shape[2 - v] - 1) * voxel[v]]
+        ax.imshow(image, origin="lower", extent=extent, cmap="RdBu_r", vmin=-limit,
+                  vmax=limit, interpolation="nearest")
+        gu = origin[u] + np.arange(data.shape[2 - u]) * voxel[u]
+        gv = origin[v] + np.arange(data.shape[2 - v]) * voxel[v]
+        ax.contour(gu, gv, image, levels=[-float(threshold)], colors="#d62728",
+                   linewidths=0.8)
+        ax.contour(gu, gv, image, levels=[float(threshold)], colors="#2ca02c", linewidths=0.8)
+        for xyz, colour in zip(calpha, ("#333333", "#7f3fbf")):
+            near = np.abs(xyz[:, normal] - centre[normal]) < SLICE_SLAB_A
+            ax.plot(xyz[near, u], xyz[near, v], ".", color=colour, markersize=3)
+        ax.plot([centre[u]], [centre[v]], "+", color="black", markersize=10)
+        ax.set_title(f"{name} = {centre[normal]:.1f} Å")
+        ax.set_xlabel(f"{'xyz'[u]} (Å)")
+        ax.set_ylabel(f"{'xyz'[v]} (Å)")
     _save(fig, path)

@@ -9,15 +9,17 @@ from typing import Optional
 
 from .compare import CompareResult
 from .output import OutputDir, to_jsonable
-from .plots import plot_expansion, plot_scan, plot_shells
+from .plots import plot_difference_slices, plot_expansion, plot_scan, plot_shells
 from .summary import summary
 
-__all__ = ["write_outputs", "OUTPUT_FILES"]
+__all__ = ["write_outputs", "chimerax_script", "OUTPUT_FILES"]
 
 OUTPUT_FILES = ["report.html", "summary.json", "target_corrected.mrc",
                 "target_voxel_fixed.mrc", "difference.mrc",
                 "difference_realspace.mrc", "peaks.csv", "peaks.json", "peaks.cmm",
-                "structure_factors.mtz", "scan.png", "shells.png", "expansion.png"]
+                "structure_factors.mtz", "scan.png", "shells.png", "expansion.png",
+                "residue_scores.csv", "model_scored.pdb", "model_scored.cif",
+                "difference_slices.png", "open_in_chimerax.cxc"]
 
 
 def _img(path: Path) -> str:
@@ -87,6 +89,25 @@ def _render_html(s: dict, images: dict) -> str:
     ]
     if "expansion" in images:
         sections += ["<h2>Cα shifts against distance from the centre</h2>", images["expansion"]]
+    sections += ["<h2>The difference map through its strongest peak</h2>",
+                 f"<p>{e(s['difference_map']['units'])}; contours at ±"
+                 f"{s['difference_map']['peak_threshold_sigma']} (green: more in the target, "
+                 "red: less), the models' Cα atoms within 3 Å of each slice as dots. "
+                 "<code>open_in_chimerax.cxc</code> opens it all in ChimeraX.</p>",
+                 images.get("slices", "")]
+    if s.get("residue_scores"):
+        top = "".join(f"<tr><td>{i}</td><td>{e(r['chain'])}</td><td>{e(r['residue_name'])}"
+                      f"{r['residue_number']}{e(r['insertion_code'])}</td>"
+                      f"<td>{r['score']:+.2f}</td><td>{r['abs_score']:.2f}</td>"
+                      f"<td>{r['max_abs']:.2f}</td></tr>"
+                      for i, r in enumerate(s["residue_scores"][:15], start=1))
+        sections += ["<h2>Residues with the largest differences</h2>",
+                     "<p>The difference at each residue's atoms: mean (signed), mean of its "
+                     "absolute value, largest absolute value (all residues in "
+                     "<code>residue_scores.csv</code>; the model with the signed score as B "
+                     "factor in <code>model_scored.pdb</code>).</p>",
+                     "<table><tr><th>#</th><th>chain</th><th>residue</th><th>score</th>"
+                     f"<th>|score|</th><th>max</th></tr>{top}</table>"]
     sections += [
         f"<h2>Difference-map peaks (target − reference, beyond ±"
         f"{s['difference_map']['peak_threshold_sigma']} σ)</h2>",
@@ -106,6 +127,32 @@ def _render_html(s: dict, images: dict) -> str:
              ".status{border:2px solid;padding:.2em .8em;margin:.8em 0}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>voxscale report</title>"
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n")
+
+
+def chimerax_script(threshold: float, *, ref_path=None, has_scores: bool = False) -> str:
+    """``open_in_chimerax.cxc``: the reference, the corrected target, the difference at
+    ±threshold (green: more in the target, red: less), the peak markers and the reference
+    model coloured by its per-residue score. The outputs are opened by relative paths: open
+    the script from the output folder (``cd`` there in ChimeraX, or double-click it)."""
+    t = float(threshold)
+    lines = ["# voxscale: the comparison in ChimeraX (open this file from its folder)"]
+    n = 0
+    if ref_path is not None:
+        lines += [f'open "{Path(ref_path).resolve()}"']
+        n += 1
+        lines += [f"volume #{n} style mesh color #8c8c8c"]
+    lines += ["open target_corrected.mrc"]
+    n += 1
+    lines += [f"volume #{n} style mesh color #1f77b4", "open difference.mrc"]
+    n += 1
+    lines += [f"volume #{n} style surface level {-t:g} color #d62728 level {t:g} color #2ca02c",
+              "open peaks.cmm"]
+    n += 1
+    if has_scores:
+        lines += ["open model_scored.pdb", f"color #{n + 1} bfactor palette "
+                  f"{-2 * t:g},#d62728:0,white:{2 * t:g},#2ca02c"]
+    lines += ["view"]
+    return "\n".join(lines) + "\n"
 
 
 def _xyz(v) -> str:
@@ -154,6 +201,20 @@ def write_outputs(result: CompareResult, out: OutputDir, *, extra: Optional[dict
     if result.expansion is not None:
         plot_expansion(result.expansion, out / "expansion.png")
         images["expansion"] = _img(out / "expansion.png")
+    scored = None
+    if result.residue_scores is not None and result.ref_model is not None:
+        out.write_text("residue_scores.csv", result.residue_scores.to_csv())
+        scored = ("model_scored.pdb" if result.ref_model[0].count_atom_sites() < 99999
+                  else "model_scored.cif")
+        result.residue_scores.write_model(result.ref_model, out / scored)
+    models = [m for m in (result.ref_model, result.target_model_in_ref) if m is not None]
+    plot_difference_slices(result.difference.map, s["difference_map"]["peak_threshold_sigma"],
+                           out / "difference_slices.png", peaks=result.peaks, models=models)
+    images["slices"] = _img(out / "difference_slices.png")
+    scored_pdb = result.residue_scores is not None and scored == "model_scored.pdb"
+    out.write_text("open_in_chimerax.cxc",
+                   chimerax_script(s["difference_map"]["peak_threshold_sigma"],
+                                   ref_path=s["inputs"].get("ref"), has_scores=scored_pdb))
     out.write_json("summary.json", s)
     out.write_text("report.html", _render_html(to_jsonable(s), images))
     return s

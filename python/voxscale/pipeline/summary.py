@@ -21,6 +21,8 @@ SURVEY_COLUMNS = ("best_scale", "uncertainty", "percent", "cc_before", "cc_after
                   "r_after", "d_max", "d_min")
 #: The verdict kept by a survey: the status and the reason codes (";"-separated).
 SURVEY_QUALITY_COLUMNS = ("quality", "quality_reasons")
+#: Residues of the per-residue scores listed in summary.json (all are in residue_scores.csv).
+RESIDUES_IN_SUMMARY = 50
 
 
 def _outer_radius(result: CompareResult) -> float:
@@ -85,7 +87,13 @@ def summary(result: CompareResult, *, inputs: Optional[dict] = None,
             "directions": scan.to_dict()["directions"], "mirror_cc": scan.to_dict()["mirror_cc"],
             "matters": matters, "outer_radius_A": radius, "displacement_at_outer_radius_A": shift,
         },
-        "resolution": {"d_max": result.d_max, "d_min": result.d_min},
+        "resolution": {"d_max": result.d_max, "d_min": result.d_min,
+                       **({} if result.resolution is None else {
+                           "source": result.resolution.source,
+                           "reason": result.resolution.reason,
+                           "candidates": result.resolution.to_dict()})},
+        "half_maps": None if not result.half_maps else {
+            role: noise.to_dict() for role, noise in result.half_maps.items()},
         "amplitude_difference": {
             "before": result.before.r_overall,
             "after": result.after.r_overall,
@@ -95,8 +103,16 @@ def summary(result: CompareResult, *, inputs: Optional[dict] = None,
         },
         "difference_map": None if result.difference is None else {
             "sigma": result.difference.sigma,
-            "peak_threshold_sigma": parameters.get("sigma", 4.0)},
+            "sigma_source": result.difference.sigma_source,
+            "units": "z-scores of the noise" if result.difference.sigma_source == "half_maps"
+            else f"σ of the difference over the {result.difference.sigma_source}",
+            "weights": result.difference.weights,
+            "peak_threshold_sigma": parameters.get("sigma", 4.0),
+            "peaks_found": None if result.peaks is None else result.peaks.n_found,
+            "peaks_capped": None if result.peaks is None else result.peaks.capped},
         "peaks": peaks,
+        "residue_scores": None if result.residue_scores is None else [
+            r.to_dict() for r in result.residue_scores[:RESIDUES_IN_SUMMARY]],
         "timings": dict(result.timings),
         "inputs": inputs,
         "parameters": parameters,

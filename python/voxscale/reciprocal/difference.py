@@ -3,8 +3,10 @@
 The vector difference ΔF = F_tgt'·exp(iφ_tgt) − F_ref·exp(iφ_ref) is formed within
 [d_max, d_min] after the target's amplitudes were put on the reference's scale
 (:mod:`voxscale.reciprocal.scaling`), and transformed back onto the reference grid; the result is in units
-of its standard deviation σ over the whole box, or over a mask when one is given. The sign is
-target − reference: positive density is more in the target.
+of its standard deviation σ over the whole box or over a mask (best the solvent) or, with the
+maps' noise from half maps, noise-calibrated: shells weighted by the signal-to-noise of the
+difference and the map in z-scores of the propagated noise. The sign is target − reference:
+positive density is more in the target.
 
 The real-space difference (both maps normalised to equal σ, optionally low-passed to a common
 resolution first) is offered for comparison; it is misleading when the resolutions or B
@@ -12,7 +14,8 @@ factors of the maps differ, which is what the scaling removes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Optional
 
 import numpy as np
 
@@ -20,8 +23,8 @@ from ..errors import GridMismatchError, VoxscaleError
 from ..maps.map import Map, is_constant, mean_std
 from ..threads import resolve_threads
 from .scaling import ScalingResult, scale_arrays
-from .shells import (D_MIN_TOLERANCE, check_resolution_range, shell_edges, shell_index,
-                     shell_sums)
+from .shells import (D_MIN_TOLERANCE, check_resolution_range, resolution_from_fsc,
+                     shell_edges, shell_index, shell_sums)
 from .transform import (half_grid_frequencies, half_transform, low_pass,
                         map_from_half_transform, resolution_mask, structure_factors)
 
@@ -81,26 +84,6 @@ def estimate_resolution(ref: Map, target: Map, *, threshold: float = 0.143,
     return resolution_from_fsc(np.nan_to_num(sums.fsc, nan=0.0), edges, threshold=threshold)
 
 
-def resolution_from_fsc(fsc: np.ndarray, edges: np.ndarray, *, threshold: float = 0.143) -> float:
-    """Resolution (Å) from an FSC curve: the inner edge of the last shell before the first one
-    below ``threshold`` (the first shell, which holds the envelope, is not tested); the outer
-    edge of the last shell if none fails.
-
-    Parameters
-    ----------
-    fsc : numpy.ndarray, shape (n,)
-        FSC per shell.
-    edges : numpy.ndarray, shape (n + 1,)
-        Shell edges in spatial frequency (Å⁻¹), increasing.
-    threshold : float, optional
-    """
-    below = np.flatnonzero(fsc[1:] < threshold)
-    if not len(below):
-        return float(1.0 / edges[-1])
-    last_good = below[0]  # index into shells of the shell before the first failing one
-    return float(1.0 / edges[max(last_good, 1)])
-
-
 def _triple(v, digits: int) -> tuple:
     return tuple(np.round(np.asarray(v, dtype=np.float64), digits).tolist())
 
@@ -121,6 +104,11 @@ def check_same_grid(ref: Map, target: Map) -> None:
             f"{ref.shape}, voxel {_triple(ref.voxel_size, 5)} Å, origin "
             f"{_triple(ref.origin, 3)} Å); resample it first, e.g. with 'voxscale scan' "
             "(target_corrected.mrc) or voxscale.resample")
+
+
+#: A difference whose σ is below this fraction of the reference's is rounding: the maps are
+#: the same and the difference map is all zero.
+ROUNDING_SIGMA = 1e-5
 
 
 def _sigma_units(data: np.ndarray, sigma: float) -> np.ndarray:
@@ -153,13 +141,23 @@ class DifferenceResult:
         not differ in the range (the map is then all zero).
     f_ref, f_tgt_scaled : numpy.ndarray of complex64
         Half-transforms of the reference and of the scaled target (for MTZ output).
+    sigma_source : str
+        What σ is the standard deviation of: ``"half_maps"`` (the noise from half maps, the
+        map in z-scores), ``"mask"`` (the difference over a mask), ``"box"`` (the
+        difference over the whole box); :func:`voxscale.compare` names its masks
+        ``"solvent"`` or ``"molecule"``.
+    weights : list of dict or None
+        With half maps: per shell ``d_max``, ``d_min`` (Å), ``weight``,
+        ``power_difference`` and ``power_noise``.
     """
 
     map: Map
     scaling: ScalingResult
     sigma: float
-    f_ref: np.ndarray
-    f_tgt_scaled: np.ndarray
+    f_ref: np.ndarray = field(repr=False)
+    f_tgt_scaled: np.ndarray = field(repr=False)
+    sigma_source: str = "box"
+    weights: Optional[list] = None
 
     def structure_factors(self):
         """Unique reflections to d_min of the reference and of the scaled target.
@@ -227,7 +225,7 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
     np.exp(quad, out=quad)
     quad *= np.float32(result.k)
     f_tgt *= quad
-    return f_ref, f_tgt, result
+    return f_ref, f_tgt, result, quad
 
 
 def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
@@ -253,7 +251,7 @@ def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                       scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
-                      n_shells: int = 20, nthreads: int = 0) -> DifferenceResult:
+                      noise=None, n_shells: int = 20, nthreads: int = 0) -> DifferenceResult:
     """Scale the target onto the reference by resolution and form the vector difference.
 
     Parameters
@@ -267,7 +265,15 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     scaling_target : {"wilson", "lsq"}, optional
         Fitting target of the scaling.
     mask : Map or numpy.ndarray, optional
-        Region whose σ sets the units (default the whole box).
+        Region whose σ sets the units (default the whole box): without ``noise``, best the
+        solvent, so that σ is the noise of the maps and not the difference itself.
+    noise : tuple of Map, optional
+        Realisations of the reference's and of the corrected target's noise on the
+        reference grid (from half maps, :func:`voxscale.reciprocal.half_map_noise`, the
+        target's resampled like the target). The difference is then noise-calibrated: each
+        shell weighted by max(0, 1 − noise power / difference power), and the map divided by
+        the standard deviation of the noise propagated through the same scaling and weights
+        (over ``mask`` when given), so that its values are z-scores.
     n_shells : int, optional
         Shells of the statistics.
     nthreads : int, optional
@@ -279,17 +285,86 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     """
     nthreads = resolve_threads(nthreads)
     d_min = default_d_min(ref) if d_min is None else float(d_min)
-    f_ref, f_tgt, result = _scaled_half_transforms(
+    f_ref, f_tgt, result, factor = _scaled_half_transforms(
         ref, target, d_max, d_min, scaling=scaling, scaling_target=scaling_target,
         n_shells=n_shells, nthreads=nthreads)
+    in_range = resolution_mask(ref.shape, ref.cell, d_max, d_min)
     delta = np.subtract(f_tgt, f_ref)
-    delta *= resolution_mask(ref.shape, ref.cell, d_max, d_min)
-    diff = map_from_half_transform(delta, ref, nthreads=nthreads)
-    del delta
-    region = diff.data if mask is None else diff.data[_mask_array(mask, ref.shape)]
-    sigma = mean_std(region)[1]
+    delta *= in_range
+    region = None if mask is None else _mask_array(mask, ref.shape)
+    weights = None
+    if noise is None:
+        del factor
+        diff = map_from_half_transform(delta, ref, nthreads=nthreads)
+        del delta
+        sigma = mean_std(diff.data if region is None else diff.data[region])[1]
+        source = "box" if mask is None else "mask"
+        if sigma < ROUNDING_SIGMA * mean_std(ref.data)[1]:
+            sigma = 0.0
+    else:
+        noise_delta = _noise_of_difference(noise, ref, factor, in_range, nthreads)
+        del factor
+        weights, per_reflection = _difference_weights(delta, noise_delta, ref, d_max, d_min,
+                                                      nthreads)
+        delta *= per_reflection
+        noise_delta *= per_reflection
+        del per_reflection
+        diff = map_from_half_transform(delta, ref, nthreads=nthreads)
+        del delta
+        noise_map = map_from_half_transform(noise_delta, ref, nthreads=nthreads).data
+        del noise_delta
+        sigma = mean_std(noise_map if region is None else noise_map[region])[1]
+        del noise_map
+        source = "half_maps"
+    del in_range
     return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, sigma), ref), result, sigma,
-                            f_ref, f_tgt)
+                            f_ref, f_tgt, sigma_source=source, weights=weights)
+
+
+#: Shells over the resolution range for the noise weights of a noise-calibrated difference.
+WEIGHT_SHELLS = 40
+
+
+def _noise_of_difference(noise, ref: Map, factor: np.ndarray, in_range: np.ndarray,
+                         nthreads: int) -> np.ndarray:
+    """Half-transform of the difference's noise: k·g·N_target + N_reference in the range.
+
+    The sum, not the difference: for maps with independent noise both have the variance
+    (k·g)²·σ²_target + σ²_reference; for two maps of the same data (one noise) the
+    difference of the realisations would cancel and call interpolation error significant,
+    while the sum stays a bound on the noise."""
+    noise_ref, noise_tgt = noise
+    for name, m in (("reference", noise_ref), ("target", noise_tgt)):
+        if m.shape != ref.shape:
+            raise GridMismatchError(f"the {name}'s noise map has shape {m.shape}, not the "
+                                    f"reference grid's {ref.shape}")
+    out = half_transform(noise_tgt, nthreads=nthreads)
+    out *= factor
+    out += half_transform(noise_ref, nthreads=nthreads)
+    out *= in_range
+    return out
+
+
+def _difference_weights(delta: np.ndarray, noise_delta: np.ndarray, ref: Map, d_max, d_min,
+                        nthreads: int):
+    """Per-shell weights w = max(0, 1 − ⟨|ΔN|²⟩/⟨|ΔF|²⟩), the fraction of the difference's
+    power that is not noise (a Wiener weight, as FSC-weighted maps are made), as shell rows
+    and as a half-grid array."""
+    edges = shell_edges(d_max, d_min, WEIGHT_SHELLS)
+    shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
+    sums = shell_sums(delta, noise_delta, shells, WEIGHT_SHELLS, nthreads=nthreads)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.nan_to_num(1.0 - sums.sum_f2_sq / sums.sum_f1_sq, nan=0.0)
+    w = np.clip(w, 0.0, 1.0)
+    per_reflection = np.where(shells >= 0, w[np.clip(shells, 0, WEIGHT_SHELLS - 1)],
+                              0.0).astype(np.float32)
+    count = np.maximum(sums.count, 1)
+    rows = [{"d_max": float(1.0 / edges[j]) if edges[j] > 0 else float("inf"),
+             "d_min": float(1.0 / edges[j + 1]), "weight": float(w[j]),
+             "power_difference": float(sums.sum_f1_sq[j] / count[j]),
+             "power_noise": float(sums.sum_f2_sq[j] / count[j])}
+            for j in range(WEIGHT_SHELLS)]
+    return rows, per_reflection
 
 
 def difference_map(ref: Map, target: Map, d_max=None, d_min=None, *,

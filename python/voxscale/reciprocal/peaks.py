@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 from .. import _core
 from ..errors import OptionError
 from ..maps.map import Map
-from ..maps.models import check_model_in_map
+from ..maps.models import check_model_in_map, model_atom_positions
 from ..threads import resolve_threads
 
 __all__ = ["Peak", "PeakTable", "find_peaks", "nearest_atoms"]
@@ -67,6 +67,14 @@ class PeakTable(list):
     """A list of :class:`Peak`, strongest first, with writers for CSV, JSON and ChimeraX."""
 
     labels: tuple = ()
+    #: Peaks found beyond the threshold (inside the mask and away from the edge) before the
+    #: cap; more than ``len(self)`` when the cap was hit.
+    n_found: int = 0
+
+    @property
+    def capped(self) -> bool:
+        """bool : Whether ``max_peaks`` cut the list."""
+        return self.n_found > len(self)
 
     def to_json(self) -> str:
         """JSON: a list of peak objects (see :meth:`Peak.as_dict`)."""
@@ -197,9 +205,39 @@ def _strongest_apart(positions: np.ndarray, positive: np.ndarray, radius: float)
     return np.flatnonzero(~dropped)
 
 
+def _allowed(diff_map: Map, index: np.ndarray, positions: np.ndarray, models: dict,
+             max_distance, mask, edge_margin) -> np.ndarray:
+    """Which candidates (voxel ``index`` ix, iy, iz; ``positions`` in Å) pass the mask, the
+    edge margin and the distance to the models."""
+    keep = np.ones(len(index), dtype=bool)
+    if not len(index):
+        return keep
+    ix, iy, iz = index.T
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != diff_map.shape:
+            raise OptionError(f"the peak mask has shape {mask.shape}, the map {diff_map.shape}")
+        keep &= mask[iz, iy, ix]
+    if edge_margin is not None and edge_margin > 0:
+        lo = diff_map.origin + edge_margin
+        hi = diff_map.origin + (np.array(diff_map.shape[::-1]) - 1) * diff_map.voxel_size \
+            - edge_margin
+        keep &= np.all((positions >= lo) & (positions <= hi), axis=1)
+    if max_distance is not None and models:
+        near = np.zeros(len(index), dtype=bool)
+        for structure in models.values():
+            xyz = model_atom_positions(structure)
+            if len(xyz):
+                near |= cKDTree(xyz).query(positions, distance_upper_bound=max_distance)[0] \
+                    <= max_distance
+        keep &= near
+    return keep
+
+
 def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = None, *,
                merge_radius: Optional[float] = None, max_peaks: Optional[int] = 500,
-               max_distance: Optional[float] = None, nthreads: int = 0) -> PeakTable:
+               max_distance: Optional[float] = None, mask=None,
+               edge_margin: Optional[float] = None, nthreads: int = 0) -> PeakTable:
     """Positive and negative peaks of a difference map beyond ±sigma.
 
     Parameters
@@ -215,8 +253,14 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
         Peaks of the same sign closer than this (Å) to a stronger one are dropped (default
         max(1.5 Å, 1.5 × the largest voxel size)).
     max_distance : float, optional
-        A peak farther than this (Å) from every atom of a model gets None for that model
-        (default: always report the nearest atom, with its distance).
+        Keep only peaks within this distance (Å) of an atom of one of the models, and give
+        None for a model whose nearest atom is farther (default: keep every peak and report
+        the nearest atom, with its distance).
+    mask : numpy.ndarray of bool, shape (nz, ny, nx), optional
+        Keep only peaks at voxels inside it (e.g. the molecular mask).
+    edge_margin : float, optional
+        Drop peaks closer than this (Å) to a face of the box, where the transform's
+        periodicity and a cut density make differences of their own.
     max_peaks : int, optional
         Keep at most this many, strongest first (default 500: a flat difference map with
         its noise in σ units would otherwise give thousands).
@@ -246,9 +290,15 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
     offset, height = _refine(data, index)
     positions = diff_map.origin + (index + offset) * diff_map.voxel_size
     kept = _strongest_apart(positions, values > 0, radius)
+    for label, structure in models.items():
+        check_model_in_map(structure, diff_map, what=f"the {label} model",
+                           where="the difference map")
+    kept = kept[_allowed(diff_map, index[kept], positions[kept], models, max_distance, mask,
+                         edge_margin)]
+    table = PeakTable()
+    table.n_found = len(kept)
     if max_peaks is not None:
         kept = kept[:max_peaks]
-    table = PeakTable()
     table.labels = tuple(models)
     voxel_volume = float(np.prod(diff_map.voxel_size))
     for i in kept:
@@ -259,9 +309,6 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
         table.append(Peak(x, y, z, float(height[i]), count * voxel_volume, total * voxel_volume))
     # Strongest refined height first (the search order used the voxel values).
     table.sort(key=lambda p: -abs(p.height_sigma))
-    for label, structure in models.items():
-        check_model_in_map(structure, diff_map, what=f"the {label} model",
-                           where="the difference map")
     if models and table:
         points = np.array([[p.x, p.y, p.z] for p in table])
         for label, structure in models.items():

@@ -7,7 +7,9 @@ Two targets:
 
 * ``"wilson"`` (default): k and B make the mean intensities ⟨F²⟩ of the two maps agree shell
   by shell (and, for the anisotropic model, direction by direction within each shell), by
-  Gauss–Newton on the logarithms of the per-bin intensity sums. This removes the resolution
+  Gauss–Newton on the logarithms of the per-bin intensity sums, each bin weighted by its
+  reflection count times one plus its signal-to-noise FSC/(1 − FSC), so that shells of noise
+  do not drive k and B. This removes the resolution
   and B-factor difference and keeps the meaning of R: two unrelated maps give the acentric
   Wilson value 2 − √2 = 58.6 % in every shell.
 * ``"lsq"``: minimise Σ(|F_ref| − |F_tgt'|)² with unit weights, as scaleit does. Least squares
@@ -29,6 +31,11 @@ from .shells import ShellSums, check_resolution_range, shell_edges, shell_sums
 from ..threads import resolve_threads
 
 __all__ = ["ScalingResult", "scale_amplitudes", "scale_arrays", "WILSON_R_ACENTRIC"]
+
+#: FSC clip of the signal weights of the Wilson fit (see ``_signal_weights``).
+SIGNAL_FSC_FLOOR, SIGNAL_FSC_CAP = 0.01, 0.999
+#: Below this median FSC over the bins the maps share no signal and the bins weigh alike.
+SIGNAL_FSC_MEDIAN = 0.2
 
 #: Expected amplitude difference R of two unrelated acentric data sets after Wilson scaling.
 WILSON_R_ACENTRIC = 2.0 - np.sqrt(2.0)
@@ -145,8 +152,32 @@ def _quadratic_terms(s: np.ndarray, model: str) -> np.ndarray:
     return np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z], axis=1)
 
 
-def _fit_wilson(a_ref, a_tgt, s, bins, n_bins, model):
-    """Gauss–Newton on log per-bin intensity sums: ln Σ F_ref² = ln Σ k²g²F_tgt²."""
+def _signal_weights(f_ref, f_tgt, bins, n_bins) -> np.ndarray:
+    """Per-bin weight 1 + FSC/(1 − FSC) (one plus the signal-to-noise) of the two maps, FSC
+    clipped to [0.01, 0.999].
+
+    The variance of a bin's log intensity ratio grows as its shared signal falls, so a
+    weighted fit lets shells of noise (beyond a filter edge, or where interpolation error
+    dominates a weak shell) no longer drive k and B; the clip keeps unrelated maps fitted
+    with about equal weights and no shell of identical maps infinitely heavy.
+    """
+    cross = np.bincount(bins, (f_ref * np.conj(f_tgt)).real.astype(np.float64), n_bins)
+    p_ref = np.bincount(bins, np.abs(f_ref).astype(np.float64) ** 2, n_bins)
+    p_tgt = np.bincount(bins, np.abs(f_tgt).astype(np.float64) ** 2, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fsc = np.nan_to_num(cross / np.sqrt(p_ref * p_tgt), nan=0.0)
+    if np.median(fsc) < SIGNAL_FSC_MEDIAN:
+        # maps that share no signal beyond their envelope: every shell is noise alike, and
+        # weights would hand the fit to the envelope's shell
+        return np.ones(n_bins)
+    fsc = np.clip(fsc, SIGNAL_FSC_FLOOR, SIGNAL_FSC_CAP)
+    # 1 + SNR: shells without shared signal keep a unit weight
+    return 1.0 + fsc / (1.0 - fsc)
+
+
+def _fit_wilson(a_ref, a_tgt, s, bins, n_bins, model, signal=None):
+    """Gauss–Newton on log per-bin intensity sums: ln Σ F_ref² = ln Σ k²g²F_tgt², each bin
+    weighted by its reflection count times ``signal`` (the bins' signal-to-noise, or 1)."""
     i_ref = np.bincount(bins, a_ref.astype(np.float64) ** 2, n_bins)
     t2 = a_tgt.astype(np.float64) ** 2
     q = _quadratic_terms(s, model)
@@ -163,7 +194,7 @@ def _fit_wilson(a_ref, a_tgt, s, bins, n_bins, model):
     use = populated & (mean_ref > floor_ref) & (mean_tgt > floor_tgt)
     if use.sum() < 1 + n_b:
         raise ValueError("too few populated resolution bins to fit the scale model")
-    weights = np.sqrt(counts[use])
+    weights = np.sqrt(counts[use] * (1.0 if signal is None else signal[use]))
     p = np.zeros(1 + n_b)
     for _ in range(50):
         g2 = np.exp(-0.5 * q @ p[1:]) if n_b else np.ones(len(s))
@@ -253,7 +284,8 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
         if model == "anisotropic":
             bins = shell * len(_DIRECTIONS) + _direction_class(s_vectors)
             n_bins = n_shells * len(_DIRECTIONS)
-        p = _fit_wilson(a_ref, a_tgt, s_vectors, bins, n_bins, model)
+        p = _fit_wilson(a_ref, a_tgt, s_vectors, bins, n_bins, model,
+                        _signal_weights(f_ref, f_tgt, bins, n_bins))
     else:
         p = _fit_lsq(a_ref, a_tgt, s_vectors, model)
     b = _b_from_params(p, model)

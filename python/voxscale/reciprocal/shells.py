@@ -15,7 +15,8 @@ from .. import _core
 from ..errors import OptionError, ResolutionRangeError
 from ..threads import resolve_threads
 
-__all__ = ["ShellSums", "check_resolution_range", "shell_edges", "shell_index", "shell_sums"]
+__all__ = ["ShellSums", "check_resolution_range", "shell_edges", "shell_index", "shell_sums",
+           "resolution_from_fsc"]
 
 #: Relative margin on the high-resolution limit, so that reflections at exactly d_min count.
 D_MIN_TOLERANCE = 1e-9
@@ -199,3 +200,23 @@ def shell_sums(f1, f2, shells, n_shells: int, *, nthreads: int = 0) -> ShellSums
         raise OptionError(f"n_shells must be a whole number from 0 to {MAX_SHELLS}, got "
                           f"{n_shells!r}")
     return ShellSums(**_core.shell_sums(f1, f2, shells, int(n_shells), nthreads))
+
+
+def resolution_from_fsc(fsc: np.ndarray, edges: np.ndarray, *, threshold: float = 0.143) -> float:
+    """Resolution (Å) from an FSC curve: the inner edge of the last shell before the first one
+    below ``threshold`` (the first shell, which holds the envelope, is not tested); the outer
+    edge of the last shell if none fails.
+
+    Parameters
+    ----------
+    fsc : numpy.ndarray, shape (n,)
+        FSC per shell.
+    edges : numpy.ndarray, shape (n + 1,)
+        Shell edges in spatial frequency (Å⁻¹), increasing.
+    threshold : float, optional
+    """
+    below = np.flatnonzero(fsc[1:] < threshold)
+    if not len(below):
+        return float(1.0 / edges[-1])
+    last_good = below[0]  # index into shells of the shell before the first failing one
+    return float(1.0 / edges[max(last_good, 1)])

@@ -10,6 +10,10 @@ who wants to see how voxscale behaves on their own map before trusting it on a p
   deviation;
 - :func:`half_box`: one half of the box along an axis, the rest cut away (a part of the whole,
   for example one ring of a double ring);
+- :func:`with_half_maps`: two half maps with independent noise and their average, the full
+  map (what a reconstruction deposits);
+- :func:`truncated`: a model with the side chains of some residues cut back to alanine (a
+  known chemical change for difference maps);
 - :func:`voxscale.maps.relabel_voxel_size` (a voxel-size error) and
   :func:`voxscale.fit.search.mirrored` (the other hand) complete the set.
 """
@@ -23,7 +27,7 @@ from ..maps.map import Map
 from ..reciprocal.transform import (half_grid_frequencies, half_transform, low_pass,
                                     map_from_half_transform)
 
-__all__ = ["moved", "blurred", "with_noise", "half_box"]
+__all__ = ["moved", "blurred", "with_noise", "half_box", "with_half_maps", "truncated"]
 
 
 def moved(m: Map, angle_deg: float, axis, shift_A=(0.0, 0.0, 0.0), *, order: int = 3):
@@ -93,3 +97,58 @@ def half_box(m: Map, axis: str = "z", *, upper: bool = True, margin: int = 0) ->
     origin = np.array(m.origin, dtype=float)
     origin[2 - k] += lo * float(m.voxel_size[2 - k])  # origin is (x, y, z)
     return Map(data, m.voxel_size, origin)
+
+
+def with_half_maps(m: Map, level: float, *, seed: int, d_min: float = None):
+    """Two half maps of ``m`` with independent noise and the full map, their average.
+
+    Parameters
+    ----------
+    m : Map
+        The signal.
+    level : float
+        Each half's noise σ as a multiple of the map's σ (the full map's noise is
+        level/√2).
+    seed : int
+        The halves use ``seed`` and ``seed + 1``.
+    d_min : float, optional
+        Low-pass the noise to this resolution (Å); white to Nyquist by default.
+
+    Returns
+    -------
+    full, half1, half2 : Map
+    """
+    half1 = with_noise(m, level, seed=seed, d_min=d_min)
+    half2 = with_noise(m, level, seed=seed + 1, d_min=d_min)
+    full = Map(0.5 * (half1.data + half2.data), m.voxel_size, m.origin)
+    return full, half1, half2
+
+
+#: Atoms an alanine keeps.
+ALANINE_ATOMS = ("N", "CA", "C", "O", "CB", "OXT")
+
+
+def truncated(structure, residues):
+    """A copy of the model with the side chains of ``residues`` cut back to alanine.
+
+    Parameters
+    ----------
+    structure : gemmi.Structure
+    residues : iterable of (str, int)
+        (chain, residue number) pairs.
+
+    Returns
+    -------
+    gemmi.Structure
+        Each listed residue renamed ALA, with only N, CA, C, O, CB (and OXT) left.
+    """
+    wanted = {(c, int(n)) for c, n in residues}
+    out = structure.clone()
+    for chain in out[0]:
+        for residue in chain:
+            if (chain.name, residue.seqid.num) in wanted:
+                for i in reversed(range(len(residue))):
+                    if residue[i].name not in ALANINE_ATOMS:
+                        del residue[i]
+                residue.name = "ALA"
+    return out
