@@ -9,11 +9,14 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import VoxscaleError
-from ..pipeline.compare import read_density, read_placed_model
+from ..pipeline.compare import (DEFAULT_MAX_DISTANCE, EDGE_RESOLUTION_ELEMENTS,
+                                difference_quality, molecular_region, read_density,
+                                read_placed_model, sigma_region)
 from ..pipeline.memory import check_memory
 from ..pipeline.output import OutputDir
 from ..pipeline.plots import plot_shells
-from ..reciprocal.difference import check_same_grid, estimate_resolution, vector_difference
+from ..reciprocal.difference import check_same_grid, vector_difference
+from ..reciprocal.resolution import signal_resolution
 from ..reciprocal.peaks import find_peaks
 from .options import (add_common_options, add_resolution_argument, positive_float,
                       resolution_range)
@@ -31,8 +34,8 @@ def add_parser(subparsers) -> None:
                     "shells.png into --out.")
     p.add_argument("ref", help="reference map")
     p.add_argument("target", help="target map on the reference grid")
-    add_resolution_argument(p, "all low-resolution terms to where the FSC of the two maps "
-                               "falls below 0.143")
+    add_resolution_argument(p, "all low-resolution terms to where both maps carry shared "
+                               "signal: the maps' FSC = 0.5 or where a map's own signal ends")
     p.add_argument("--scaling", choices=("isotropic", "anisotropic", "scale"),
                    default="isotropic", help="amplitude scale model (default isotropic)")
     p.add_argument("--ref-model", help="reference model, for naming the peaks")
@@ -64,20 +67,31 @@ def run(args: argparse.Namespace) -> int:
             models["ref"] = read_placed_model(args.ref_model, ref, args.ref)
         if args.target_model:
             models["target"] = read_placed_model(args.target_model, target, args.target)
-        d_max, d_min = (resolution if args.resolution
-                        else (None, estimate_resolution(ref, target, nthreads=args.threads)))
+        if args.resolution:
+            d_max, d_min = resolution
+            why = "given"
+        else:
+            choice = signal_resolution(ref, target, nthreads=args.threads)
+            d_max, d_min, why = None, choice.d_min, choice.reason
         if not args.quiet:
-            print(f"scaling and difference synthesis, {d_max or 'inf'}-{d_min:.2f} Å ...",
-                  file=sys.stderr)
+            print(f"resolution limit: {why}; scaling and difference synthesis, "
+                  f"{d_max or 'inf'}-{d_min:.2f} Å ...", file=sys.stderr)
+        molecule = molecular_region(ref, target, models.values(), None, d_min,
+                                    nthreads=args.threads)
+        sigma_source, region = sigma_region(ref, molecule)
         result = vector_difference(ref, target, d_max, d_min, scaling=args.scaling,
-                                   nthreads=args.threads)
+                                   mask=region, nthreads=args.threads)
+        result.sigma_source = sigma_source
         local = None
         if args.domains:
             from ..analysis.local import local_realignment
             local = local_realignment(ref, target, models["ref"], args.domains, d_max=d_max,
                                       d_min=d_min, scaling=args.scaling, nthreads=args.threads)
         peaks = find_peaks(result.map if local is None else local.difference, args.sigma, models,
-                           nthreads=args.threads)
+                           mask=None if models else molecule,
+                           max_distance=DEFAULT_MAX_DISTANCE if models else None,
+                           edge_margin=EDGE_RESOLUTION_ELEMENTS * d_min, nthreads=args.threads)
+        quality = difference_quality(result, peaks, args.sigma)
         for label in ("ref", "target"):  # peaks.json always carries both keys
             for p in peaks:
                 p.nearest.setdefault(label, None)
@@ -86,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         report = {"k": scaling.k, "B": scaling.B, "model": scaling.model,
                   "target": scaling.target, "d_max": scaling.d_max, "d_min": scaling.d_min,
                   "r_overall": scaling.r_overall, "r_overall_before": scaling.r_overall_before,
-                  "sigma": result.sigma, "shells": scaling.shells,
+                  "sigma": result.sigma, "sigma_source": sigma_source,
+                  "resolution_reason": why, "peaks_found": peaks.n_found,
+                  "quality": quality.to_dict(), "shells": scaling.shells,
                   "inputs": {"ref": args.ref, "target": args.target, "ref_model": args.ref_model,
                              "target_model": args.target_model}, "version": __version__}
         out.create()

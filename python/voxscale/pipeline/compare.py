@@ -39,7 +39,8 @@ from ..threads import resolve_threads
 
 __all__ = ["CompareResult", "compare", "compare_files", "read_density", "read_placed_model",
            "scale_error_matters", "amplitude_quality", "difference_quality",
-           "molecular_region", "R_NEAR_UNRELATED", "IMPLAUSIBLE_B"]
+           "molecular_region", "sigma_region", "R_NEAR_UNRELATED", "IMPLAUSIBLE_B",
+           "EDGE_RESOLUTION_ELEMENTS"]
 
 #: R after correction above this fraction of the unrelated-maps limit (58.6 %) is unreliable.
 R_NEAR_UNRELATED = 0.85
@@ -290,14 +291,14 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             if ref_noise is not None:
                 noise = (ref_noise.noise, corrected_target(ref, target_noise.noise, scan,
                                                            nthreads=nthreads))
-                sigma_region = "half_maps"
+                sigma_name = "half_maps"
             else:
-                sigma_region, region = _sigma_region(ref, molecule)
+                sigma_name, region = sigma_region(ref, molecule)
             # with half maps, z-scores of the noise over the molecule, where peaks are sought
             # (the rotated target's box may leave the reference's corners without its noise)
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
                                      noise=noise, mask=molecule if noise is not None else region)
-            diff.sigma_source = sigma_region
+            diff.sigma_source = sigma_name
             del noise, region
             after = diff.scaling
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads)
@@ -348,7 +349,7 @@ def _half_names(role: str) -> tuple:
     return (f"the {role}'s half map 1", f"the {role}'s half map 2")
 
 
-def _sigma_region(ref: Map, molecule: np.ndarray):
+def sigma_region(ref: Map, molecule: np.ndarray):
     """Where σ of a difference without half maps comes from: ``("solvent", mask)`` when the
     solvent is large enough (5 % of the box and 1000 voxels) and carries noise;
     ``("molecule", mask)`` when it is flat (a masked map: its spread is no measure of the
