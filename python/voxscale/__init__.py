@@ -20,6 +20,7 @@ summary, report), :mod:`voxscale.batch` (surveys on Dask) and :mod:`voxscale.cli
 """
 from . import _core
 from .errors import (GridMismatchError, InputFileError, MapFormatError, MissingInputError,
+                     ModelMismatchError,
                      ModelFormatError, OptionError, ResolutionRangeError, VoxscaleError)
 from .fit import (FitResult, Placement, ScanOptions, ScanResult, corrected_target,
                   place_by_maps, rigid_fit, scan_voxel_scale, superpose_models)
@@ -47,7 +48,8 @@ __all__ = [
     "difference_map", "vector_difference", "real_space_difference",
     "Peak", "PeakTable", "find_peaks", "write_mtz",
     "CompareResult", "compare",
-    "VoxscaleError", "MapFormatError", "ModelFormatError", "GridMismatchError",
+    "VoxscaleError", "MapFormatError", "ModelFormatError", "ModelMismatchError",
+    "GridMismatchError",
     "ResolutionRangeError", "OptionError", "InputFileError", "MissingInputError",
     "has_openmp",
 ]

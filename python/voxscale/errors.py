@@ -7,7 +7,8 @@ expect (``ValueError`` for bad values, ``OSError`` for files).
 """
 from __future__ import annotations
 
-__all__ = ["VoxscaleError", "MapFormatError", "ModelFormatError", "GridMismatchError",
+__all__ = ["VoxscaleError", "MapFormatError", "ModelFormatError", "ModelMismatchError",
+           "GridMismatchError",
            "ResolutionRangeError", "OptionError", "InputFileError", "MissingInputError"]
 
 

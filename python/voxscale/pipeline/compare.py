@@ -179,7 +179,8 @@ def _model_into_reference(model, result: ScanResult):
 def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=None,
             d_min=None, sigma: float = 4.0, scan_options: Optional[ScanOptions] = None,
             difference: bool = True, ref_halves=None, target_halves=None, mask=None,
-            max_distance: float = DEFAULT_MAX_DISTANCE, nthreads: int = 0,
+            max_distance: float = DEFAULT_MAX_DISTANCE, half_map_names: Optional[dict] = None,
+            nthreads: int = 0,
             progress: Optional[Progress] = None,
             log: Optional[Callable[[str], None]] = None) -> CompareResult:
     """Compare two maps: find and correct the voxel-scale error, then difference them.
@@ -208,7 +209,11 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         widened by d_min. Peaks are kept inside it; σ without half maps is that of the
         solvent outside it.
     max_distance : float, optional
-        With models: keep peaks within this distance (Å) of an atom (default 5).
+        With models: keep peaks within this distance (Å) of an atom (default 5); with
+        ``mask`` too, peaks must also be inside the mask.
+    half_map_names : dict, optional
+        ``{"ref": (name1, name2), "target": (...)}``: how the half maps are named in errors
+        (their files).
     scan_options : ScanOptions, optional
         Options of the voxel-scale scan.
     difference : bool, optional
@@ -231,9 +236,20 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     if (ref_halves is None) != (target_halves is None):
         raise VoxscaleError("give half maps of both maps (ref_halves and target_halves) or of "
                             "neither: the noise of the difference needs both")
+    for name, halves in (("ref_halves", ref_halves), ("target_halves", target_halves)):
+        if halves is not None and (isinstance(halves, (str, os.PathLike, Map))
+                                   or len(halves) != 2):
+            raise VoxscaleError(f"{name} must be two Map objects (the half maps), got "
+                                f"{type(halves).__name__}")
+    try:
+        max_distance = float(max_distance)
+    except (TypeError, ValueError):
+        raise VoxscaleError(f"max_distance must be a distance in Å, got {max_distance!r}") \
+            from None
     if not (np.isfinite(max_distance) and max_distance > 0):
-        raise VoxscaleError(f"max_distance must be a positive distance in Å, got "
+        raise VoxscaleError(f"max_distance must be a positive, finite distance in Å, got "
                             f"{max_distance!r}")
+    names = half_map_names or {}
     timings: dict = {}
     say = log or (lambda line: None)
 
@@ -244,8 +260,24 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         timings[name] = time.perf_counter() - start
         say(f"{name}: {timings[name]:.2f} s")
 
+    ref_noise = target_noise = None
+    if ref_halves is not None:
+        with step("half_maps"):
+            ref_noise = half_map_noise(ref, *ref_halves, nthreads=nthreads,
+                                       names=names.get("ref", _half_names("reference")))
+            target_noise = half_map_noise(target, *target_halves, nthreads=nthreads,
+                                          names=names.get("target", _half_names("target")))
+    expansion = models_refused = None
+    placing_models = (ref_model, target_model)
+    if ref_model is not None and target_model is not None:
+        with step("models"):
+            try:
+                expansion = model_expansion(ref_model, target_model)
+            except ModelMismatchError as exc:
+                # models of different molecules must not place the target either
+                models_refused, placing_models = str(exc), (None, None)
     with step("scan"):
-        scan = scan_voxel_scale(ref, target, ref_model, target_model, options=scan_options,
+        scan = scan_voxel_scale(ref, target, *placing_models, options=scan_options,
                                 nthreads=nthreads, progress=progress)
     with step("resample"):
         # the target's spline coefficients serve both resamplings
@@ -255,13 +287,6 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         uncorrected = resample(target, ref, scan.unit_transform, 1.0, order=3,
                                coefficients=coefficients, nthreads=nthreads)
         del coefficients
-    ref_noise = target_noise = None
-    if ref_halves is not None:
-        with step("half_maps"):
-            ref_noise = half_map_noise(ref, *ref_halves, names=_half_names("reference"),
-                                       nthreads=nthreads)
-            target_noise = half_map_noise(target, *target_halves, names=_half_names("target"),
-                                          nthreads=nthreads)
     with step("scaling_and_difference"):
         if d_min is None:
             choice = signal_resolution(
@@ -308,18 +333,11 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     if difference:
         with step("peaks"):
             peaks = find_peaks(diff.map, sigma, models, nthreads=nthreads,
-                               mask=None if models else molecule,
+                               mask=molecule if mask is not None or not models else None,
                                max_distance=max_distance if models else None,
                                edge_margin=EDGE_RESOLUTION_ELEMENTS * d_min)
             if ref_model is not None:
                 scores = residue_scores(diff.map, ref_model, nthreads=nthreads)
-    expansion = models_refused = None
-    if ref_model is not None and target_model is not None:
-        with step("models"):
-            try:
-                expansion = model_expansion(ref_model, target_model)
-            except ModelMismatchError as exc:
-                models_refused = str(exc)
     parameters = {"resolution": [d_max, d_min], "resolution_choice": choice.to_dict(),
                   "threads": nthreads, "sigma": sigma, "max_distance": max_distance,
                   "half_maps": ref_noise is not None,
@@ -331,7 +349,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     if diff is not None:
         quality.extend(difference_quality(diff, peaks, sigma))
     if models_refused is not None:
-        quality.add("models_mismatched", f"no expansion analysis: {models_refused}")
+        quality.add("models_mismatched", f"the models were not used (no expansion analysis, "
+                                         f"placement by the maps): {models_refused}")
     corrected_voxel = target.voxel_size * scan.best_scale
     voxel_sizes = {"reference": ref.voxel_size, "target_header": target.voxel_size,
                    "target_corrected": corrected_voxel}
@@ -567,10 +586,16 @@ def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_pa
         halves[f"{role}_halves"] = maps
     if mask_path is not None:
         mask = read_map(mask_path)
-        if mask.shape != ref.shape:
-            raise MapFormatError(f"{mask_path}: the mask has shape {mask.shape}, the reference "
-                                 f"{ref.shape}: it must be on the reference grid")
+        check_half_map(ref, mask, f"the mask {mask_path} (--mask)",
+                       why="a mask must be on the reference grid")
+        if not np.all(np.isfinite(mask.data)) or not (mask.data > 0.5).any():
+            raise MapFormatError(f"{mask_path}: the mask (--mask) has no voxel above 0.5 or "
+                                 "has non-finite values")
         options["mask"] = mask
+    if ref_halves_paths is not None:
+        options["half_map_names"] = {
+            "ref": tuple(os.fspath(p) for p in ref_halves_paths),
+            "target": tuple(os.fspath(p) for p in target_halves_paths)}
     result = compare(ref, target, ref_model, target_model, **halves, **options)
     result.inputs = inputs or {
         "ref": os.fspath(ref_path), "target": os.fspath(target_path),

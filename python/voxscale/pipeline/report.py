@@ -129,27 +129,30 @@ def _render_html(s: dict, images: dict) -> str:
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n")
 
 
-def chimerax_script(threshold: float, *, ref_path=None, has_scores: bool = False) -> str:
+def chimerax_script(threshold: float, *, ref_path=None, has_peaks: bool = True,
+                    has_scores: bool = False) -> str:
     """``open_in_chimerax.cxc``: the reference, the corrected target, the difference at
     ±threshold (green: more in the target, red: less), the peak markers and the reference
     model coloured by its per-residue score. The outputs are opened by relative paths: open
-    the script from the output folder (``cd`` there in ChimeraX, or double-click it)."""
+    the script from the output folder (``cd`` there in ChimeraX, or double-click it); the
+    reference by its absolute path, when it is a file."""
     t = float(threshold)
     lines = ["# voxscale: the comparison in ChimeraX (open this file from its folder)"]
-    n = 0
-    if ref_path is not None:
-        lines += [f'open "{Path(ref_path).resolve()}"']
+    n = 0  # ChimeraX numbers the models #1, #2, ... in the order they are opened
+    if ref_path is not None and Path(ref_path).is_file():
         n += 1
-        lines += [f"volume #{n} style mesh color #8c8c8c"]
-    lines += ["open target_corrected.mrc"]
+        lines += [f'open "{Path(ref_path).resolve()}"', f"volume #{n} style mesh color #8c8c8c"]
     n += 1
-    lines += [f"volume #{n} style mesh color #1f77b4", "open difference.mrc"]
+    lines += ["open target_corrected.mrc", f"volume #{n} style mesh color #1f77b4"]
     n += 1
-    lines += [f"volume #{n} style surface level {-t:g} color #d62728 level {t:g} color #2ca02c",
-              "open peaks.cmm"]
-    n += 1
+    lines += ["open difference.mrc",
+              f"volume #{n} style surface level {-t:g} color #d62728 level {t:g} color #2ca02c"]
+    if has_peaks:
+        n += 1
+        lines += ["open peaks.cmm"]
     if has_scores:
-        lines += ["open model_scored.pdb", f"color #{n + 1} bfactor palette "
+        n += 1
+        lines += ["open model_scored.pdb", f"color bfactor #{n} palette "
                   f"{-2 * t:g},#d62728:0,white:{2 * t:g},#2ca02c"]
     lines += ["view"]
     return "\n".join(lines) + "\n"
@@ -214,7 +217,8 @@ def write_outputs(result: CompareResult, out: OutputDir, *, extra: Optional[dict
     scored_pdb = result.residue_scores is not None and scored == "model_scored.pdb"
     out.write_text("open_in_chimerax.cxc",
                    chimerax_script(s["difference_map"]["peak_threshold_sigma"],
-                                   ref_path=s["inputs"].get("ref"), has_scores=scored_pdb))
+                                   ref_path=s["inputs"].get("ref"),
+                                   has_peaks=bool(result.peaks), has_scores=scored_pdb))
     out.write_json("summary.json", s)
     out.write_text("report.html", _render_html(to_jsonable(s), images))
     return s

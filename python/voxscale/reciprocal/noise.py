@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import GridMismatchError
-from ..maps.map import Map
+from ..errors import GridMismatchError, VoxscaleError
+from ..maps.map import Map, is_constant
 from ..threads import resolve_threads
 from .shells import resolution_from_fsc, shell_edges, shell_index, shell_sums
 from .transform import half_transform, map_from_half_transform
@@ -74,17 +74,49 @@ class HalfMapNoise:
                            for j in range(len(d))]}
 
 
-def check_half_map(full: Map, half: Map, name: str) -> None:
-    """Raise GridMismatchError (naming ``name``) unless ``half`` is on ``full``'s grid."""
+def _xyz(v) -> str:
+    return "(" + ", ".join(f"{float(x):.5g}" for x in v) + ")"
+
+
+def check_half_map(full: Map, half: Map, name: str, *,
+                   why: str = "half maps must be the two halves of that reconstruction, on "
+                              "its grid") -> None:
+    """Raise GridMismatchError (naming ``name``, saying ``why``) unless ``half`` is on
+    ``full``'s grid (shape, voxel size, origin)."""
     if (half.shape != full.shape or not np.allclose(half.voxel_size, full.voxel_size,
                                                     rtol=1e-5)
             or not np.allclose(half.origin, full.origin,
                                atol=1e-3 * float(full.voxel_size.min()))):
         raise GridMismatchError(
-            f"{name} (shape {half.shape}, voxel {tuple(np.round(half.voxel_size, 5))} Å) is not "
-            f"on the grid of its full map (shape {full.shape}, voxel "
-            f"{tuple(np.round(full.voxel_size, 5))} Å, same origin): half maps must be the "
-            "two halves of that reconstruction, on its grid")
+            f"{name} (shape {half.shape}, voxel {_xyz(half.voxel_size)} Å, origin "
+            f"{_xyz(half.origin)} Å) is not on the grid of its map (shape {full.shape}, voxel "
+            f"{_xyz(full.voxel_size)} Å, origin {_xyz(full.origin)} Å): {why}")
+
+
+#: The full map must correlate with the halves' average at least this well (median FSC over
+#: the shells where the halves share signal): else they are not its halves.
+FULL_TO_HALVES_FSC = 0.5
+
+
+def _check_halves(halves, to_full, noise_sums, edges, names) -> None:
+    """Refuse half maps without noise between them, or that are not the full map's halves."""
+    total = float(np.sum(to_full.sum_f2_sq))
+    if not float(np.sum(noise_sums.sum_f1_sq)) > 1e-10 * total:
+        raise VoxscaleError(f"{names[0]} and {names[1]} are the same map: half maps are two "
+                            "independent reconstructions, and their difference is the noise")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fsc_halves = np.nan_to_num(halves.fsc, nan=0.0)
+        fsc_full = np.nan_to_num(to_full.fsc, nan=0.0)
+    shared = fsc_halves[1:] > HALF_MAP_FSC_THRESHOLD
+    if not shared.any():
+        raise VoxscaleError(f"{names[0]} and {names[1]} share no signal (their FSC is below "
+                            f"{HALF_MAP_FSC_THRESHOLD} in every shell): they are not two halves "
+                            "of one reconstruction")
+    agreement = float(np.median(fsc_full[1:][shared]))
+    if agreement < FULL_TO_HALVES_FSC:
+        raise VoxscaleError(f"{names[0]} and {names[1]} are not the halves of this full map: "
+                            f"the full map's FSC against their average is {agreement:.2f} "
+                            "where they share signal")
 
 
 def half_map_noise(full: Map, half1: Map, half2: Map, *, n_shells: int = 50,
@@ -114,7 +146,11 @@ def half_map_noise(full: Map, half1: Map, half2: Map, *, n_shells: int = 50,
     """
     nthreads = resolve_threads(nthreads)
     for half, name in zip((half1, half2), names):
+        if not isinstance(half, Map):
+            raise VoxscaleError(f"{name} must be a Map, not {type(half).__name__}")
         check_half_map(full, half, name)
+        if is_constant(half.data):
+            raise VoxscaleError(f"{name} is constant: a half map is a reconstruction")
     f_full = half_transform(full, nthreads=nthreads)
     f1 = half_transform(half1, nthreads=nthreads)
     f2 = half_transform(half2, nthreads=nthreads)
@@ -138,6 +174,7 @@ def half_map_noise(full: Map, half1: Map, half2: Map, *, n_shells: int = 50,
     noise_sums = shell_sums(f2, None, shells, n_shells, nthreads=nthreads)
     count = np.maximum(to_full.count, 1)
     noise_power = noise_sums.sum_f1_sq / count
+    _check_halves(halves, to_full, noise_sums, edges, names)
     signal_power = np.maximum(to_full.sum_f1_sq / count - noise_power, 0.0)
     resolution = resolution_from_fsc(fsc, edges, threshold=HALF_MAP_FSC_THRESHOLD)
     noise = map_from_half_transform(f2, full, nthreads=nthreads)

@@ -289,12 +289,14 @@ def find_peaks(diff_map: Map, sigma: float = 4.0, models: Optional[Mapping] = No
     index, values = np.asarray(index, dtype=np.int64)[order].reshape(-1, 3), values[order]
     offset, height = _refine(data, index)
     positions = diff_map.origin + (index + offset) * diff_map.voxel_size
-    kept = _strongest_apart(positions, values > 0, radius)
     for label, structure in models.items():
         check_model_in_map(structure, diff_map, what=f"the {label} model",
                            where="the difference map")
-    kept = kept[_allowed(diff_map, index[kept], positions[kept], models, max_distance, mask,
-                         edge_margin)]
+    # filtered before the merge: a stronger extremum outside the mask or at the edge must
+    # not remove a weaker one inside
+    allowed = np.flatnonzero(_allowed(diff_map, index, positions, models, max_distance, mask,
+                                      edge_margin))
+    kept = allowed[_strongest_apart(positions[allowed], values[allowed] > 0, radius)]
     table = PeakTable()
     table.n_found = len(kept)
     if max_peaks is not None:

@@ -74,7 +74,7 @@ class ResidueScores(list):
 
     def scored_model(self, structure) -> gemmi.Structure:
         """A copy of the model with each atom's B factor set to its residue's ``score`` (0 for
-        residues without a score)."""
+        residues without a score), clipped to −99.99 … 999.99, what PDB's B column holds."""
         by_key = {(r.chain, r.residue_number, r.insertion_code): r.score for r in self}
         out = structure.clone()
         for chain in out[0]:
@@ -82,7 +82,7 @@ class ResidueScores(list):
                 value = by_key.get((chain.name, residue.seqid.num, residue.seqid.icode.strip()),
                                    0.0)
                 for atom in residue:
-                    atom.b_iso = float(np.clip(value, -999.0, 999.0))  # PDB's 6.2 column
+                    atom.b_iso = float(np.clip(value, -99.99, 999.99))  # PDB's 6.2 column
         return out
 
     def write_model(self, structure, path) -> None:
