@@ -573,17 +573,13 @@ def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_pa
     if (ref_halves_paths is None) != (target_halves_paths is None):
         raise VoxscaleError("give half maps of both maps (--ref-halves and --target-halves) "
                             "or of neither: the noise of the difference needs both")
-    halves = {}
-    for role, full, paths, full_path in (("ref", ref, ref_halves_paths, ref_path),
-                                         ("target", target, target_halves_paths, target_path)):
+    halves = {}  # their grids and contents are checked by compare, naming the files
+    for role, paths in (("ref", ref_halves_paths), ("target", target_halves_paths)):
         if paths is None:
             continue
         if len(paths) != 2:
             raise VoxscaleError(f"give two half maps of the {role}, got {len(paths)}")
-        maps = tuple(read_density(p, f"{role} half") for p in paths)
-        for m, p in zip(maps, paths):
-            check_half_map(full, m, f"{p} (a half map of {full_path})")
-        halves[f"{role}_halves"] = maps
+        halves[f"{role}_halves"] = tuple(read_density(p, f"{role} half") for p in paths)
     if mask_path is not None:
         mask = read_map(mask_path)
         check_half_map(ref, mask, f"the mask {mask_path} (--mask)",
@@ -594,8 +590,9 @@ def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_pa
         options["mask"] = mask
     if ref_halves_paths is not None:
         options["half_map_names"] = {
-            "ref": tuple(os.fspath(p) for p in ref_halves_paths),
-            "target": tuple(os.fspath(p) for p in target_halves_paths)}
+            role: tuple(f"{os.fspath(p)} (a half map of {os.fspath(full)})" for p in paths)
+            for role, paths, full in (("ref", ref_halves_paths, ref_path),
+                                      ("target", target_halves_paths, target_path))}
     result = compare(ref, target, ref_model, target_model, **halves, **options)
     result.inputs = inputs or {
         "ref": os.fspath(ref_path), "target": os.fspath(target_path),
