@@ -12,7 +12,7 @@ import gemmi
 import numpy as np
 import pytest
 
-from voxscale import (Map, _core, half_transform, map_from_half_transform,
+from voxscale import (Map, StructureFactors, _core, half_transform, map_from_half_transform,
                       map_from_structure_factors, structure_factors)
 
 # (nz, ny, nx): even and odd sizes on every axis, non-cubic, and axes of length 1 and 2.
@@ -333,6 +333,50 @@ def test_modified_structure_factors_synthesis():
     mean = m.data.astype(np.float64).mean()
     np.testing.assert_allclose(map_from_structure_factors(sf, m).data, 2 * mean - m.data,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("d_min", [None, 2.9])
+def test_lazy_view_synthesis_equals_the_reflection_list(shape, d_min):
+    """An untouched structure_factors view goes straight back through its half-transform; the
+    result must be the synthesis from its explicit reflection list (hkl, f), and, with d_min,
+    numpy's inverse transform of the reflections with d >= d_min."""
+    m = random_map(shape, seed=31, offset=1.0)
+    view = structure_factors(m, d_min)
+    explicit = structure_factors(m, d_min)
+    listed = StructureFactors(explicit.hkl.copy(), explicit.f.copy(), explicit.d.copy(),
+                              explicit.f000, explicit.grid_shape, explicit.cell, explicit.origin)
+    fast = map_from_structure_factors(view, m).data
+    assert view._f is None  # the view path was taken, and it did not materialise the list
+    slow = map_from_structure_factors(listed, m).data
+    np.testing.assert_allclose(fast, slow, atol=1e-6 * np.abs(slow).max())
+    full = np.conj(numpy_half(m))
+    nz, ny, nx = shape
+    l_, k_, h_ = np.meshgrid(np.fft.fftfreq(nz, 1 / nz), np.fft.fftfreq(ny, 1 / ny),
+                             np.arange(nx // 2 + 1), indexing="ij")
+    s = np.sqrt((h_ / m.cell[0]) ** 2 + (k_ / m.cell[1]) ** 2 + (l_ / m.cell[2]) ** 2)
+    if d_min is not None:
+        full[s > 1.0 / d_min] = 0.0
+    expected = np.fft.irfftn(full, s=shape, axes=(0, 1, 2)) * m.data.size / np.prod(m.cell)
+    np.testing.assert_allclose(fast, expected, atol=1e-5 * np.abs(expected).max())
+    # the half-transform it was built from is not consumed by the synthesis
+    np.testing.assert_array_equal(view.f, explicit.f)
+
+
+def test_overwrite_gives_the_same_map_and_keeps_inputs_it_may_not_touch():
+    m = random_map((10, 12, 14), seed=32)
+    f = half_transform(m)
+    kept = f.copy()
+    a = map_from_half_transform(f, m).data
+    np.testing.assert_array_equal(f, kept)
+    b = map_from_half_transform(f, m, overwrite=True).data
+    np.testing.assert_allclose(a, b, atol=1e-6 * np.abs(a).max())
+    np.testing.assert_allclose(a, m.data, atol=1e-5)
+    read_only = kept.copy()
+    read_only.flags.writeable = False
+    c = map_from_half_transform(read_only, m, overwrite=True).data  # copied, not refused
+    np.testing.assert_array_equal(read_only, kept)
+    np.testing.assert_allclose(a, c, atol=1e-6 * np.abs(a).max())
 
 
 def test_map_from_structure_factors_rejects_other_grids():

@@ -32,8 +32,10 @@ py::array_t<std::complex<float>> map_to_sf_py(const py::object& data_obj, double
 }
 
 py::array_t<float> sf_to_map_py(const py::object& f_obj, std::size_t nx, double volume,
-                                int nthreads) {
+                                int nthreads, bool overwrite_f) {
   auto f = as_map<std::complex<float>>(f_obj, "f");
+  if (overwrite_f && !f.writeable())
+    throw py::value_error("f must be writeable when overwrite_f is true");
   check_volume(volume);
   check_threads(nthreads);
   if (nx < 1 || std::size_t(f.shape(2)) != nx / 2 + 1)
@@ -41,8 +43,12 @@ py::array_t<float> sf_to_map_py(const py::object& f_obj, std::size_t nx, double 
   const std::size_t nz = f.shape(0), ny = f.shape(1);
   py::array_t<float> out({py::ssize_t(nz), py::ssize_t(ny), py::ssize_t(nx)});
   float* op = out.mutable_data();
-  const auto* ip = f.data();
-  {
+  if (overwrite_f) {
+    auto* ip = f.mutable_data();
+    py::gil_scoped_release release;
+    sf_to_map_destroying(ip, op, nx, ny, nz, volume, nthreads);
+  } else {
+    const auto* ip = f.data();
     py::gil_scoped_release release;
     sf_to_map(ip, op, nx, ny, nz, volume, nthreads);
   }
@@ -56,8 +62,10 @@ void bind_fft(py::module_& m) {
         "F(h) = (V/N) Σ ρ(x) exp(+2πi h·x): float32 (nz, ny, nx) -> complex64 "
         "(nz, ny, nx//2+1).");
   m.def("sf_to_map", &sf_to_map_py, py::arg("f"), py::arg("nx"), py::arg("volume"),
-        py::arg("nthreads") = 0,
-        "ρ(x) = (1/V) Σ F(h) exp(−2πi h·x): complex64 (nz, ny, nx//2+1) -> float32 (nz, ny, nx).");
+        py::arg("nthreads") = 0, py::arg("overwrite_f") = false,
+        "ρ(x) = (1/V) Σ F(h) exp(−2πi h·x): complex64 (nz, ny, nx//2+1) -> float32 (nz, ny, nx). "
+        "With overwrite_f, f is used as the work array (no complex temporary) and left "
+        "overwritten.");
 }
 
 }  // namespace voxscale::bindings

@@ -12,6 +12,12 @@
 #include <cstddef>
 #include <stdexcept>
 
+// Plans are reused across calls of one length: pocketfft keeps the most recent 16 in a
+// process-wide, mutex-guarded cache (its default, 0, would rebuild the twiddle tables on every
+// transform). A program that includes pocketfft itself must define the same value.
+#ifndef POCKETFFT_CACHE_SIZE
+#define POCKETFFT_CACHE_SIZE 16
+#endif
 #include "pocketfft_hdronly.h"
 #include "threads.hpp"
 
@@ -36,7 +42,8 @@ inline void map_to_sf(const float* in, std::complex<float>* out, std::size_t nx,
                         float(volume / n), std::size_t(nt));
 }
 
-/// Structure factors → map: the inverse of map_to_sf. `in` is the half-transform.
+/// Structure factors → map: the inverse of map_to_sf. `in` is the half-transform; it is left
+/// unchanged (pocketfft's multi-axis c2r copies it into a full complex temporary first).
 inline void sf_to_map(const std::complex<float>* in, float* out, std::size_t nx, std::size_t ny,
                       std::size_t nz, double volume, int nthreads) {
   if (nx == 0 || ny == 0 || nz == 0) throw std::invalid_argument("map has an empty axis");
@@ -51,6 +58,26 @@ inline void sf_to_map(const std::complex<float>* in, float* out, std::size_t nx,
                                        std::ptrdiff_t(sizeof(float) * nx), sizeof(float)};
   pocketfft::c2r<float>(shape, stride_in, stride_out, {0, 1, 2}, pocketfft::FORWARD, in, out,
                         float(1.0 / volume), std::size_t(nt));
+}
+
+/// sf_to_map that overwrites its input instead of allocating: an in-place complex pass over z
+/// and y on `inout`, then the 1-D complex-to-real pass along x into `out` (as gemmi does). For
+/// callers that own the half-transform and no longer need it; `inout` holds garbage afterwards.
+inline void sf_to_map_destroying(std::complex<float>* inout, float* out, std::size_t nx,
+                                 std::size_t ny, std::size_t nz, double volume, int nthreads) {
+  if (nx == 0 || ny == 0 || nz == 0) throw std::invalid_argument("map has an empty axis");
+  if (!(volume > 0.0)) throw std::invalid_argument("volume must be > 0");
+  const std::size_t nt = std::size_t(resolve_threads(nthreads));
+  const std::size_t hx = nx / 2 + 1;
+  const pocketfft::stride_t stride_half{std::ptrdiff_t(sizeof(std::complex<float>) * ny * hx),
+                                        std::ptrdiff_t(sizeof(std::complex<float>) * hx),
+                                        sizeof(std::complex<float>)};
+  const pocketfft::stride_t stride_out{std::ptrdiff_t(sizeof(float) * ny * nx),
+                                       std::ptrdiff_t(sizeof(float) * nx), sizeof(float)};
+  pocketfft::c2c<float>({nz, ny, hx}, stride_half, stride_half, {0, 1}, pocketfft::FORWARD, inout,
+                        inout, 1.0f, nt);
+  pocketfft::c2r<float>({nz, ny, nx}, stride_half, stride_out, std::size_t(2), pocketfft::FORWARD,
+                        inout, out, float(1.0 / volume), nt);
 }
 
 }  // namespace voxscale

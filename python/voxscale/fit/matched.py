@@ -152,7 +152,7 @@ def _filtered(f: np.ndarray, m: Map, d_cut: Optional[float], blur: float,
         weight.ravel()[band] *= (0.5 * (1.0 + np.cos(np.pi * edge))).astype(np.float32)
         del s2
     weight[0, 0, 0] = 1.0
-    return map_from_half_transform(f * weight, m, nthreads=nthreads)
+    return map_from_half_transform(f * weight, m, overwrite=True, nthreads=nthreads)
 
 
 class MapMatcher:

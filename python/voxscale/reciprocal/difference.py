@@ -14,7 +14,7 @@ factors of the maps differ, which is what the scaling removes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -25,8 +25,8 @@ from ..threads import resolve_threads
 from .scaling import ScalingResult, scale_arrays
 from .shells import (D_MIN_TOLERANCE, check_resolution_range, resolution_from_fsc,
                      shell_edges, shell_index, shell_sums)
-from .transform import (half_grid_frequencies, half_transform, low_pass,
-                        map_from_half_transform, resolution_mask, structure_factors)
+from .transform import (StructureFactors, _unique_reflections, half_grid_frequencies,
+                        half_transform, low_pass, map_from_half_transform, resolution_mask)
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference", "compare_amplitudes",
            "real_space_difference",
@@ -167,12 +167,9 @@ class DifferenceResult:
         sf_ref, sf_tgt : StructureFactors
             Same reflections (for :func:`voxscale.write_mtz`).
         """
-        template = structure_factors(self.map, self.scaling.d_min)
-        nz, ny, _ = self.map.shape
-        h, k, l = template.hkl.T
-        pick = (l % nz, k % ny, h)
-        return (replace(template, f=self.f_ref[pick], f000=0.0),
-                replace(template, f=self.f_tgt_scaled[pick], f000=0.0))
+        keep = _unique_reflections(self.map, self.scaling.d_min, 0)
+        return (StructureFactors._view(self.f_ref, keep, self.map, f000=0.0),
+                StructureFactors._view(self.f_tgt_scaled, keep, self.map, f000=0.0))
 
     def write_mtz(self, path) -> None:
         """Write both maps' structure factors and the difference coefficients as MTZ.
@@ -295,7 +292,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     weights = None
     if noise is None:
         del factor
-        diff = map_from_half_transform(delta, ref, nthreads=nthreads)
+        diff = map_from_half_transform(delta, ref, overwrite=True, nthreads=nthreads)
         del delta
         sigma = mean_std(diff.data if region is None else diff.data[region])[1]
         source = "box" if mask is None else "mask"
@@ -309,9 +306,10 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         delta *= per_reflection
         noise_delta *= per_reflection
         del per_reflection
-        diff = map_from_half_transform(delta, ref, nthreads=nthreads)
+        diff = map_from_half_transform(delta, ref, overwrite=True, nthreads=nthreads)
         del delta
-        noise_map = map_from_half_transform(noise_delta, ref, nthreads=nthreads).data
+        noise_map = map_from_half_transform(noise_delta, ref, overwrite=True,
+                                             nthreads=nthreads).data
         del noise_delta
         sigma = mean_std(noise_map if region is None else noise_map[region])[1]
         del noise_map

@@ -177,5 +177,5 @@ def half_map_noise(full: Map, half1: Map, half2: Map, *, n_shells: int = 50,
     _check_halves(halves, to_full, noise_sums, edges, names)
     signal_power = np.maximum(to_full.sum_f1_sq / count - noise_power, 0.0)
     resolution = resolution_from_fsc(fsc, edges, threshold=HALF_MAP_FSC_THRESHOLD)
-    noise = map_from_half_transform(f2, full, nthreads=nthreads)
+    noise = map_from_half_transform(f2, full, overwrite=True, nthreads=nthreads)
     return HalfMapNoise(noise, resolution, edges, fsc, transfer, signal_power, noise_power)

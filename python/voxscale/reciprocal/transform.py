@@ -8,7 +8,6 @@ Miller indices (h, k, l) run along x, y, z.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -42,7 +41,8 @@ def half_transform(map: Map, *, nthreads: int = 0) -> np.ndarray:
     return _core.map_to_sf(map.data, float(np.prod(map.cell)), nthreads)
 
 
-def map_from_half_transform(f: np.ndarray, like: Map, *, nthreads: int = 0) -> Map:
+def map_from_half_transform(f: np.ndarray, like: Map, *, overwrite: bool = False,
+                            nthreads: int = 0) -> Map:
     """Inverse of :func:`half_transform`: a map on the grid of ``like``.
 
     Parameters
@@ -51,6 +51,10 @@ def map_from_half_transform(f: np.ndarray, like: Map, *, nthreads: int = 0) -> M
         Half-transform; Friedel mates in the planes h = 0 (and h = nx/2) must be consistent.
     like : Map
         Map whose grid (shape, voxel size, origin) the result takes.
+    overwrite : bool, optional
+        Use ``f`` as the work array and leave it overwritten (default False). Saves the full
+        complex temporary (8 bytes a voxel) when the caller no longer needs ``f``; only a
+        C-contiguous, writeable complex64 array is transformed in place.
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -59,14 +63,19 @@ def map_from_half_transform(f: np.ndarray, like: Map, *, nthreads: int = 0) -> M
     Map
     """
     nthreads = resolve_threads(nthreads)
-    f = np.ascontiguousarray(f, dtype=np.complex64)
     nz, ny, nx = like.shape
-    if f.shape != (nz, ny, nx // 2 + 1):
-        raise ValueError(f"f has shape {f.shape}; a map of shape {like.shape} needs "
+    if np.shape(f) != (nz, ny, nx // 2 + 1):
+        raise ValueError(f"f has shape {np.shape(f)}; a map of shape {like.shape} needs "
                          f"{(nz, ny, nx // 2 + 1)}")
-    if not np.all(np.isfinite(f.view(np.float32))):
+    owned = not (isinstance(f, np.ndarray) and f.dtype == np.complex64
+                 and f.flags.c_contiguous)
+    f = np.ascontiguousarray(f, dtype=np.complex64)
+    # float64 sums of float32 values cannot overflow: the sum is finite iff every value is,
+    # and the reduction is buffered (no full-size boolean temporary).
+    if not np.isfinite(np.add.reduce(f.view(np.float32).reshape(-1), dtype=np.float64)):
         raise ValueError("structure factors must be finite")
-    data = _core.sf_to_map(f, nx, float(np.prod(like.cell)), nthreads)
+    overwrite = (overwrite or owned) and f.flags.writeable
+    data = _core.sf_to_map(f, nx, float(np.prod(like.cell)), nthreads, overwrite_f=overwrite)
     return Map._on_grid_of(data, like)
 
 
@@ -74,15 +83,20 @@ def _signed(i: np.ndarray, n: int) -> np.ndarray:
     return np.where(i < (n + 1) // 2, i, i - n)
 
 
-@dataclass
 class StructureFactors:
     """Unique structure factors of a map in P1.
 
-    Attributes
+    Built by :func:`structure_factors` as a view over the map's half-transform: ``hkl``, ``f``
+    and ``d`` are computed when first read (they take 24 bytes a reflection more than the
+    transform), and :func:`map_from_structure_factors` transforms the view straight back
+    unless ``f`` was read (and so may have been changed). Built directly, from arrays, it holds
+    those arrays.
+
+    Parameters
     ----------
     hkl : numpy.ndarray of int, shape (n, 3)
-        Miller indices (h along x, k along y, l along z); one of each Friedel pair (h >= 0),
-        F(000) excluded.
+        Miller indices (h along x, k along y, l along z) of the half-space h >= 0, F(000)
+        excluded; in the planes h = 0 (and h = nx/2) both members of a Friedel pair may appear.
     f : numpy.ndarray of complex64, shape (n,)
         F(hkl) with the normalisation of docs/method.md §2.
     d : numpy.ndarray of float64, shape (n,)
@@ -91,22 +105,73 @@ class StructureFactors:
         F(000) = V × mean density.
     grid_shape : tuple of int
         Shape (nz, ny, nx) of the map they came from.
-    cell : numpy.ndarray, shape (3,)
+    cell : array_like, shape (3,)
         Box lengths (a, b, c) in Å.
-    origin : numpy.ndarray, shape (3,)
-        Position (Å) of the map's first voxel, to which the phases refer.
+    origin : array_like, shape (3,), optional
+        Position (Å) of the map's first voxel, to which the phases refer (default 0).
     """
 
-    hkl: np.ndarray
-    f: np.ndarray
-    d: np.ndarray
-    f000: float
-    grid_shape: tuple
-    cell: np.ndarray
-    origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    def __init__(self, hkl, f, d, f000: float, grid_shape, cell, origin=None):
+        self._hkl, self._f, self._d = hkl, f, d
+        self._half = self._keep = self._nonzero = self._count = None
+        self.f000 = float(f000)
+        self.grid_shape = tuple(int(n) for n in grid_shape)
+        self.cell = np.array(cell, dtype=np.float64)
+        self.origin = np.zeros(3) if origin is None else np.array(origin, dtype=np.float64)
+
+    @classmethod
+    def _view(cls, half: np.ndarray, keep: np.ndarray, map: Map,
+              f000: Optional[float] = None) -> "StructureFactors":
+        """The reflections of ``half`` where ``keep`` (see :func:`_unique_reflections`), on the
+        grid of ``map``; F(000) from ``half`` unless given."""
+        f000 = float(half[0, 0, 0].real) if f000 is None else f000
+        sf = cls(None, None, None, f000, map.shape, map.cell, map.origin)
+        sf._half, sf._keep = half, keep
+        return sf
+
+    def _indices(self):
+        if self._nonzero is None:
+            self._nonzero = np.nonzero(self._keep)
+        return self._nonzero
+
+    @property
+    def hkl(self) -> np.ndarray:
+        """numpy.ndarray of int32, shape (n, 3) : Miller indices (h, k, l)."""
+        if self._hkl is None:
+            iz, iy, ix = self._indices()
+            nz, ny, _ = self.grid_shape
+            self._hkl = np.stack([ix, _signed(iy, ny), _signed(iz, nz)], axis=1).astype(np.int32)
+        return self._hkl
+
+    @property
+    def f(self) -> np.ndarray:
+        """numpy.ndarray of complex64, shape (n,) : F(hkl); may be changed or replaced."""
+        if self._f is None:
+            self._f = self._half[self._indices()]
+        return self._f
+
+    @f.setter
+    def f(self, value) -> None:
+        self.f  # a view's indices are fixed before its values are replaced
+        self._f = value
+
+    @property
+    def d(self) -> np.ndarray:
+        """numpy.ndarray of float64, shape (n,) : resolution of each reflection in Å."""
+        if self._d is None:
+            self._d = 1.0 / np.sqrt(((self.hkl / self.cell) ** 2).sum(axis=1))
+        return self._d
 
     def __len__(self) -> int:
-        return len(self.f)
+        if self._keep is not None:
+            if self._count is None:
+                self._count = int(np.count_nonzero(self._keep))
+            return self._count
+        return len(self._f)
+
+    def __repr__(self) -> str:
+        return (f"StructureFactors({len(self)} reflections, grid {self.grid_shape}, "
+                f"cell {tuple(np.round(self.cell, 3))} Å)")
 
     @property
     def amplitudes(self) -> np.ndarray:
@@ -134,7 +199,8 @@ def structure_factors(map: Map, d_min=None, *, nthreads: int = 0) -> StructureFa
     Returns
     -------
     StructureFactors
-        One reflection of each Friedel pair of the half-space h >= 0, F(000) apart.
+        One reflection of each Friedel pair of the half-space h >= 0, F(000) apart; a view over
+        the half-transform (its per-reflection arrays are built when first read).
 
     Examples
     --------
@@ -148,16 +214,15 @@ def structure_factors(map: Map, d_min=None, *, nthreads: int = 0) -> StructureFa
     nthreads = resolve_threads(nthreads)
     if d_min is not None:
         d_min = check_resolution_range(None, d_min)[1]
+    half = half_transform(map, nthreads=nthreads)
+    return StructureFactors._view(half, _unique_reflections(map, d_min, nthreads), map)
+
+
+def _unique_reflections(map: Map, d_min: Optional[float], nthreads: int) -> np.ndarray:
+    """Half-grid mask of one reflection of each Friedel pair with d >= d_min (Å; None: all),
+    F(000) excluded."""
     s_max = np.inf if d_min is None else (1.0 + D_MIN_TOLERANCE) / d_min
-    full = half_transform(map, nthreads=nthreads)
-    keep = shell_index(map.shape, map.cell, np.array([0.0, s_max]), nthreads=nthreads) >= 0
-    iz, iy, ix = np.nonzero(keep)
-    nz, ny, nx = map.shape
-    hkl = np.stack([ix, _signed(iy, ny), _signed(iz, nz)], axis=1).astype(np.int32)
-    s = np.sqrt(((hkl / map.cell) ** 2).sum(axis=1))
-    return StructureFactors(hkl=hkl, f=full[iz, iy, ix], d=1.0 / s, f000=float(full[0, 0, 0].real),
-                            grid_shape=tuple(map.shape), cell=np.array(map.cell, dtype=np.float64),
-                            origin=np.array(map.origin, dtype=np.float64))
+    return shell_index(map.shape, map.cell, np.array([0.0, s_max]), nthreads=nthreads) >= 0
 
 
 def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000: bool = True,
@@ -185,6 +250,10 @@ def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000:
     if tuple(sf.grid_shape) != tuple(like.shape) or not np.allclose(sf.cell, like.cell):
         raise ValueError(f"structure factors of a {sf.grid_shape} grid with cell {tuple(sf.cell)} "
                          f"do not fit a map of shape {like.shape} and cell {tuple(like.cell)}")
+    if sf._half is not None and sf._f is None:  # an untouched view: its transform, masked
+        half = np.where(_with_friedel_mates(sf._keep, nx), sf._half, np.complex64(0))
+        half[0, 0, 0] = sf.f000 if include_f000 else 0
+        return map_from_half_transform(half, like, overwrite=True, nthreads=nthreads)
     h, k, l = (np.asarray(sf.hkl[:, a], dtype=np.int64) for a in range(3))
     if np.any(h < 0) or np.any(h > nx // 2):
         raise ValueError("structure factors must lie in the half-space 0 <= h <= nx/2")
@@ -195,7 +264,19 @@ def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000:
     half[(-l[plane]) % nz, (-k[plane]) % ny, h[plane]] = np.conj(sf.f[plane])
     if include_f000:
         half[0, 0, 0] = sf.f000
-    return map_from_half_transform(half, like, nthreads=nthreads)
+    return map_from_half_transform(half, like, overwrite=True, nthreads=nthreads)
+
+
+def _with_friedel_mates(keep: np.ndarray, nx: int) -> np.ndarray:
+    """A half-grid mask with the Friedel mate of each kept reflection of the planes h = 0 and
+    h = nx/2 (the only ones whose mates lie on the half-grid) added."""
+    nz, ny, _ = keep.shape
+    mate_z, mate_y = (-np.arange(nz)) % nz, (-np.arange(ny)) % ny
+    full = keep.copy()
+    planes = [0, nx // 2] if nx % 2 == 0 and nx > 1 else [0]
+    for h in planes:
+        full[:, :, h] |= keep[mate_z][:, mate_y, h]
+    return full
 
 
 def fast_length(n: int) -> int:
@@ -289,7 +370,7 @@ def low_pass(map: Map, d_min: float, *, nthreads: int = 0) -> Map:
     d_min = check_resolution_range(None, d_min)[1]  # 0, NaN or absurd values are refused
     f = half_transform(map, nthreads=nthreads)
     f *= _sphere_mask(map.shape, map.cell, d_min)
-    return map_from_half_transform(f, map, nthreads=nthreads)
+    return map_from_half_transform(f, map, overwrite=True, nthreads=nthreads)
 
 
 def _sphere_mask(shape, cell, d_min: float) -> np.ndarray:
@@ -348,4 +429,4 @@ def fourier_crop(map: Map, shape, d_min: Optional[float] = None, *, nthreads: in
                map.origin)
     if d_min is not None:
         small *= _sphere_mask(like.shape, like.cell, check_resolution_range(None, d_min)[1])
-    return map_from_half_transform(small, like, nthreads=nthreads)
+    return map_from_half_transform(small, like, overwrite=True, nthreads=nthreads)

@@ -66,7 +66,7 @@ def blurred(m: Map, b_factor: float) -> Map:
     f = half_transform(m)
     sx, sy, sz = half_grid_frequencies(m.shape, m.cell)
     f *= np.exp(-b_factor * ((sz ** 2 + sy ** 2) + sx ** 2) / 4.0).astype(np.float32)
-    return map_from_half_transform(f, m)
+    return map_from_half_transform(f, m, overwrite=True)
 
 
 def with_noise(m: Map, level: float, *, seed: int, d_min: float = None) -> Map:
