@@ -50,6 +50,7 @@ inline RigidScore rigid_score(const GridView<float>& ref, const GridGeometry& ge
     out.cc = std::nan("");
     return out;
   }
+  const SimdLevel simd = active_simd();
   const double inv[3] = {1.0 / geom.voxel[0], 1.0 / geom.voxel[1], 1.0 / geom.voxel[2]};
   const double shift[3] = {c[0] + t[0], c[1] + t[1], c[2] + t[2]};
   // Per point: reference value, gradient (per Å) and offset from the transformed centre.
@@ -70,7 +71,7 @@ inline RigidScore rigid_score(const GridView<float>& ref, const GridGeometry& ge
     double g[3] = {0.0, 0.0, 0.0}, v = 0.0;
     if (detail::inside_domain(fx, fy, fz, ref)) {
       v = order == 1 ? detail::evaluate<1, true>(ref, fx, fy, fz, g)
-                     : detail::evaluate<3, true>(ref, fx, fy, fz, g);
+                     : detail::evaluate<3, true>(ref, fx, fy, fz, g, simd);
       ++inside;
     }
     val[i] = float(v);

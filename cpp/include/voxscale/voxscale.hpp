@@ -17,4 +17,5 @@
 #include "interpolate.hpp"
 #include "peaks.hpp"
 #include "shells.hpp"
+#include "simd.hpp"
 #include "threads.hpp"

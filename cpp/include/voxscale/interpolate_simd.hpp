@@ -1,0 +1,242 @@
+// Vector paths of trilinear interpolation along a row of output points (AVX2: 8 points at a
+// time, AVX-512: 16), chosen at run time by simd.hpp.
+//
+// Each point's source coordinate is computed in double from the row start (no accumulated
+// drift), split into a cell and a fraction, and the cell's eight corners are read as four
+// pairs of adjacent floats with 64-bit gathers (x and x+1 are neighbours in memory). The
+// arithmetic is the scalar path's (the compiler may fuse multiply-adds), so the paths differ
+// only in the last bits: the scalar path's fixed-point coordinates and the rounding of the
+// fused operations, below 1e-6 of the map's largest value (tests/test_sampling.py).
+//
+// Indices are 32-bit: the caller uses these paths only for sources of fewer than 2^31 samples.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "simd.hpp"
+
+namespace voxscale::detail {
+
+/// A source grid as the row kernels read it; every axis has at least two samples.
+struct TrilinearSource {
+  const float* data;
+  std::int32_t mx, my, mz;  // last valid cell per axis (n - 2)
+  std::int32_t dy, dz;      // strides of y and z in samples
+};
+
+// A hint only: the address may lie outside the source, which a prefetch never faults on, so
+// it is formed as an integer rather than by pointer arithmetic.
+inline void prefetch_source(const float* p, std::int64_t offset) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) +
+                                                   std::uintptr_t(offset * 4)));
+#else
+  (void)p;
+  (void)offset;
+#endif
+}
+
+#if VOXSCALE_X86_DISPATCH
+
+// Linear interpolation along x of 8 points between the float pairs at ia + offset (points
+// {0,1,4,5}) and ib + offset (points {2,3,6,7}): the in-lane shuffles of the two gathers (even
+// floats, odd floats) return the pairs in natural point order. Lambdas would not inherit the
+// target attribute, hence a function.
+VOXSCALE_TARGET_AVX2 inline __m256 edge8(const long long* base, __m128i ia, __m128i ib,
+                                         std::int32_t offset, __m256 tx) {
+  const __m128i off = _mm_set1_epi32(offset);
+  const __m256 a = _mm256_castsi256_ps(_mm256_i32gather_epi64(base, _mm_add_epi32(ia, off), 4));
+  const __m256 b = _mm256_castsi256_ps(_mm256_i32gather_epi64(base, _mm_add_epi32(ib, off), 4));
+  const __m256 v0 = _mm256_shuffle_ps(a, b, 0x88), v1 = _mm256_shuffle_ps(a, b, 0xDD);
+  return _mm256_add_ps(v0, _mm256_mul_ps(tx, _mm256_sub_ps(v1, v0)));
+}
+
+// Trilinear values of 8 points whose cells (cx, cy, cz) and fractions (tx, ty, tz) are given.
+// Every other point also prefetches the line `prefetch` samples from it (prefetch_offset in
+// interpolate.hpp); neighbours two apart share most lines.
+VOXSCALE_TARGET_AVX2 inline __m256 trilinear8(const TrilinearSource& s, __m256i cx, __m256i cy,
+                                              __m256i cz, __m256 tx, __m256 ty, __m256 tz,
+                                              std::int64_t prefetch) {
+  const __m256i idx = _mm256_add_epi32(
+      _mm256_add_epi32(_mm256_mullo_epi32(cz, _mm256_set1_epi32(s.dz)),
+                       _mm256_mullo_epi32(cy, _mm256_set1_epi32(s.dy))),
+      cx);
+  alignas(32) std::int32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), idx);
+  for (int k = 0; k < 8; k += 2) prefetch_source(s.data + lanes[k], prefetch);
+  const __m128i lo = _mm256_castsi256_si128(idx), hi = _mm256_extracti128_si256(idx, 1);
+  const __m128i ia = _mm_unpacklo_epi64(lo, hi), ib = _mm_unpackhi_epi64(lo, hi);
+  const auto* base = reinterpret_cast<const long long*>(s.data);
+  const __m256 c00 = edge8(base, ia, ib, 0, tx), c10 = edge8(base, ia, ib, s.dy, tx);
+  const __m256 c01 = edge8(base, ia, ib, s.dz, tx), c11 = edge8(base, ia, ib, s.dz + s.dy, tx);
+  const __m256 c0 = _mm256_add_ps(c00, _mm256_mul_ps(ty, _mm256_sub_ps(c10, c00)));
+  const __m256 c1 = _mm256_add_ps(c01, _mm256_mul_ps(ty, _mm256_sub_ps(c11, c01)));
+  return _mm256_add_ps(c0, _mm256_mul_ps(tz, _mm256_sub_ps(c1, c0)));
+}
+
+// Cell (clamped to [0, m]) and fraction (clamped to >= 0) of 8 coordinates given as two
+// vectors of 4. Coordinates lie in [-tol, m + 1 + tol], where truncation is the floor; the
+// clamps keep every read inside the source whatever the rounding.
+VOXSCALE_TARGET_AVX2 inline void split8(__m256d v0, __m256d v1, std::int32_t m, __m256i& cell,
+                                        __m256& t) {
+  const __m128i m4 = _mm_set1_epi32(m), zero = _mm_setzero_si128();
+  const __m128i c0 = _mm_max_epi32(_mm_min_epi32(_mm256_cvttpd_epi32(v0), m4), zero);
+  const __m128i c1 = _mm_max_epi32(_mm_min_epi32(_mm256_cvttpd_epi32(v1), m4), zero);
+  const __m128 t0 = _mm256_cvtpd_ps(_mm256_sub_pd(v0, _mm256_cvtepi32_pd(c0)));
+  const __m128 t1 = _mm256_cvtpd_ps(_mm256_sub_pd(v1, _mm256_cvtepi32_pd(c1)));
+  cell = _mm256_set_m128i(c1, c0);
+  t = _mm256_max_ps(_mm256_set_m128(t1, t0), _mm256_setzero_ps());
+}
+
+/// Points lo..hi of the row start + step*i, all inside the source, written to out[lo..hi].
+VOXSCALE_TARGET_AVX2 inline void trilinear_row_avx2(const TrilinearSource& s,
+                                                    const double* start, const double* step,
+                                                    std::ptrdiff_t lo, std::ptrdiff_t hi,
+                                                    std::int64_t prefetch, float* out) {
+  const __m256d iota0 = _mm256_set_pd(3, 2, 1, 0), iota1 = _mm256_set_pd(7, 6, 5, 4);
+  const std::int32_t m[3] = {s.mx, s.my, s.mz};
+  for (std::ptrdiff_t i = lo; i <= hi; i += 8) {
+    const std::ptrdiff_t count = hi - i + 1 < 8 ? hi - i + 1 : 8;
+    __m256i cell[3];
+    __m256 t[3];
+    for (int a = 0; a < 3; ++a) {
+      const __m256d s0 = _mm256_set1_pd(start[a] + step[a] * double(i));
+      const __m256d d = _mm256_set1_pd(step[a]);
+      __m256d v0 = _mm256_add_pd(s0, _mm256_mul_pd(d, iota0));
+      __m256d v1 = _mm256_add_pd(s0, _mm256_mul_pd(d, iota1));
+      if (count < 8) {  // the tail repeats its last point, so that every lane reads inside
+        const __m256d last = _mm256_set1_pd(start[a] + step[a] * double(hi));
+        const __m256d n0 = _mm256_set1_pd(double(count));
+        v0 = _mm256_blendv_pd(last, v0, _mm256_cmp_pd(iota0, n0, _CMP_LT_OQ));
+        v1 = _mm256_blendv_pd(last, v1, _mm256_cmp_pd(iota1, n0, _CMP_LT_OQ));
+      }
+      split8(v0, v1, m[a], cell[a], t[a]);
+    }
+    const __m256 r = trilinear8(s, cell[0], cell[1], cell[2], t[0], t[1], t[2], prefetch);
+    if (count == 8) {
+      _mm256_storeu_ps(out + i, r);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, r);
+      for (std::ptrdiff_t k = 0; k < count; ++k) out[i + k] = tmp[k];
+    }
+  }
+}
+
+// Linear interpolation along x of 16 points: the float pairs at ia + offset (points 0-7) and
+// ib + offset (points 8-15), split into even and odd floats across the two gathers.
+VOXSCALE_TARGET_AVX512 inline __m512 edge16(const float* data, __m256i ia, __m256i ib,
+                                            std::int32_t offset, __m512 tx) {
+  const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odds = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  const __m256i off = _mm256_set1_epi32(offset);
+  const __m512 a =
+      _mm512_castsi512_ps(_mm512_i32gather_epi64(_mm256_add_epi32(ia, off), data, 4));
+  const __m512 b =
+      _mm512_castsi512_ps(_mm512_i32gather_epi64(_mm256_add_epi32(ib, off), data, 4));
+  const __m512 v0 = _mm512_permutex2var_ps(a, evens, b);
+  const __m512 v1 = _mm512_permutex2var_ps(a, odds, b);
+  return _mm512_add_ps(v0, _mm512_mul_ps(tx, _mm512_sub_ps(v1, v0)));
+}
+
+// Trilinear values of 16 points.
+VOXSCALE_TARGET_AVX512 inline __m512 trilinear16(const TrilinearSource& s, __m512i cx,
+                                                 __m512i cy, __m512i cz, __m512 tx, __m512 ty,
+                                                 __m512 tz, std::int64_t prefetch) {
+  const __m512i idx = _mm512_add_epi32(
+      _mm512_add_epi32(_mm512_mullo_epi32(cz, _mm512_set1_epi32(s.dz)),
+                       _mm512_mullo_epi32(cy, _mm512_set1_epi32(s.dy))),
+      cx);
+  alignas(64) std::int32_t lanes[16];
+  _mm512_store_si512(lanes, idx);
+  for (int k = 0; k < 16; k += 2) prefetch_source(s.data + lanes[k], prefetch);
+  const __m256i ia = _mm512_castsi512_si256(idx), ib = _mm512_extracti64x4_epi64(idx, 1);
+  const __m512 c00 = edge16(s.data, ia, ib, 0, tx), c10 = edge16(s.data, ia, ib, s.dy, tx);
+  const __m512 c01 = edge16(s.data, ia, ib, s.dz, tx);
+  const __m512 c11 = edge16(s.data, ia, ib, s.dz + s.dy, tx);
+  const __m512 c0 = _mm512_add_ps(c00, _mm512_mul_ps(ty, _mm512_sub_ps(c10, c00)));
+  const __m512 c1 = _mm512_add_ps(c01, _mm512_mul_ps(ty, _mm512_sub_ps(c11, c01)));
+  return _mm512_add_ps(c0, _mm512_mul_ps(tz, _mm512_sub_ps(c1, c0)));
+}
+
+VOXSCALE_TARGET_AVX512 inline void split16(__m512d v0, __m512d v1, std::int32_t m, __m512i& cell,
+                                           __m512& t) {
+  const __m256i m8 = _mm256_set1_epi32(m), zero = _mm256_setzero_si256();
+  const __m256i c0 = _mm256_max_epi32(_mm256_min_epi32(_mm512_cvttpd_epi32(v0), m8), zero);
+  const __m256i c1 = _mm256_max_epi32(_mm256_min_epi32(_mm512_cvttpd_epi32(v1), m8), zero);
+  const __m256 t0 = _mm512_cvtpd_ps(_mm512_sub_pd(v0, _mm512_cvtepi32_pd(c0)));
+  const __m256 t1 = _mm512_cvtpd_ps(_mm512_sub_pd(v1, _mm512_cvtepi32_pd(c1)));
+  cell = _mm512_inserti64x4(_mm512_castsi256_si512(c0), c1, 1);
+  t = _mm512_max_ps(_mm512_insertf32x8(_mm512_castps256_ps512(t0), t1, 1), _mm512_setzero_ps());
+}
+
+VOXSCALE_TARGET_AVX512 inline void trilinear_row_avx512(const TrilinearSource& s,
+                                                        const double* start, const double* step,
+                                                        std::ptrdiff_t lo, std::ptrdiff_t hi,
+                                                        std::int64_t prefetch, float* out) {
+  const __m512d iota0 = _mm512_set_pd(7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512d iota1 = _mm512_set_pd(15, 14, 13, 12, 11, 10, 9, 8);
+  const std::int32_t m[3] = {s.mx, s.my, s.mz};
+  for (std::ptrdiff_t i = lo; i <= hi; i += 16) {
+    const std::ptrdiff_t count = hi - i + 1 < 16 ? hi - i + 1 : 16;
+    const __mmask16 keep = count == 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1u);
+    __m512i cell[3];
+    __m512 t[3];
+    for (int a = 0; a < 3; ++a) {
+      const __m512d s0 = _mm512_set1_pd(start[a] + step[a] * double(i));
+      const __m512d d = _mm512_set1_pd(step[a]);
+      __m512d v0 = _mm512_add_pd(s0, _mm512_mul_pd(d, iota0));
+      __m512d v1 = _mm512_add_pd(s0, _mm512_mul_pd(d, iota1));
+      if (count < 16) {  // the tail repeats its last point, so that every lane reads inside
+        const __m512d last = _mm512_set1_pd(start[a] + step[a] * double(hi));
+        v0 = _mm512_mask_blend_pd(__mmask8(keep & 0xFF), last, v0);
+        v1 = _mm512_mask_blend_pd(__mmask8(keep >> 8), last, v1);
+      }
+      split16(v0, v1, m[a], cell[a], t[a]);
+    }
+    _mm512_mask_storeu_ps(out + i, keep,
+                          trilinear16(s, cell[0], cell[1], cell[2], t[0], t[1], t[2], prefetch));
+  }
+}
+
+VOXSCALE_TARGET_AVX2 inline double sum4(__m256d v) {
+  const __m128d two = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(two, _mm_unpackhi_pd(two, two)));
+}
+
+// Cubic B-spline value (and, with Grad, derivatives in index units) at a point whose 4×4×4
+// coefficients all lie inside the grid, `corner` the first of them. Vectorised within the
+// point: the four x taps of each of the 16 (y, z) rows are one 128-bit load, widened to double
+// and accumulated with the row's weight wy·wz (three accumulators with gradients), then dotted
+// with the x weights. The sums are those of the scalar path in another order (double
+// throughout), so the two agree to about 1e-15 relative.
+template <bool Grad>
+VOXSCALE_TARGET_AVX2 inline double cubic_interior_avx2(const float* corner, std::ptrdiff_t dy,
+                                                       std::ptrdiff_t dz, const double* wx,
+                                                       const double* wy, const double* wz,
+                                                       const double* dwx, const double* dwy,
+                                                       const double* dwz, double* grad) {
+  __m256d acc = _mm256_setzero_pd(), acc_y = _mm256_setzero_pd(), acc_z = _mm256_setzero_pd();
+  for (int c = 0; c < 4; ++c) {
+    for (int b = 0; b < 4; ++b) {
+      const __m256d row = _mm256_cvtps_pd(_mm_loadu_ps(corner + c * dz + b * dy));
+      acc = _mm256_fmadd_pd(row, _mm256_set1_pd(wy[b] * wz[c]), acc);
+      if constexpr (Grad) {
+        acc_y = _mm256_fmadd_pd(row, _mm256_set1_pd(dwy[b] * wz[c]), acc_y);
+        acc_z = _mm256_fmadd_pd(row, _mm256_set1_pd(wy[b] * dwz[c]), acc_z);
+      }
+    }
+  }
+  const __m256d x = _mm256_loadu_pd(wx);
+  if constexpr (Grad) {
+    grad[0] = sum4(_mm256_mul_pd(acc, _mm256_loadu_pd(dwx)));
+    grad[1] = sum4(_mm256_mul_pd(acc_y, x));
+    grad[2] = sum4(_mm256_mul_pd(acc_z, x));
+  }
+  return sum4(_mm256_mul_pd(acc, x));
+}
+
+#endif  // VOXSCALE_X86_DISPATCH
+
+}  // namespace voxscale::detail
