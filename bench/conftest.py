@@ -145,3 +145,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line("")
         for name, note in notes:
             tr.write_line(f"  {name}: {note}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a production-size case, run only with -m slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow cases (production-size maps) run only when asked for with ``-m slow``."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="production-size case: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -35,10 +35,23 @@ class ReferenceGrid:
         Interpolation order (default 3, cubic B-spline).
     nthreads : int, optional
         Threads (0 = all available).
+    keep_map : bool, optional
+        Keep the map itself as :attr:`map` (default True); False keeps only its geometry
+        (``map`` is then None), for callers that need the coefficients alone (memory).
+
+    Attributes
+    ----------
+    map : Map or None
+    origin, voxel_size : numpy.ndarray, shape (3,)
+        x, y, z in Å.
+    grid_size : numpy.ndarray of int, shape (3,)
+        nx, ny, nz.
     """
 
-    def __init__(self, map: Map, *, order: int = 3, nthreads: int = 0):
-        self.map = map
+    def __init__(self, map: Map, *, order: int = 3, nthreads: int = 0, keep_map: bool = True):
+        self.map = map if keep_map else None
+        self.origin, self.voxel_size = map.origin.copy(), map.voxel_size.copy()
+        self.grid_size = np.array(map.grid_size)
         self.order = order
         if order not in (1, 3):
             raise OptionError(f"order must be 1 (trilinear) or 3 (cubic B-spline), got {order!r}")
@@ -72,7 +85,7 @@ class ReferenceGrid:
         linear_gradient : numpy.ndarray, shape (3, 3)
             G = dCC/dX for a left update L -> (I + X)·L.
         """
-        return _core.rigid_score(self.grid, self.map.origin, self.map.voxel_size, points, values,
+        return _core.rigid_score(self.grid, self.origin, self.voxel_size, points, values,
                                  np.ascontiguousarray(linear, dtype=np.float64),
                                  np.asarray(translation, dtype=np.float64),
                                  np.asarray(center, dtype=np.float64), self.order, self.nthreads)

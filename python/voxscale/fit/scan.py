@@ -584,9 +584,8 @@ def _inside_throughout(grid: ReferenceGrid, pts: FitPoints, transform, centre: f
     is smooth. None when all stay inside, or when that would keep fewer than
     :data:`MIN_KEPT` of the points (then all are used).
     """
-    m = grid.map
-    lo = m.origin + 2 * m.voxel_size
-    hi = m.origin + (m.grid_size - 3) * m.voxel_size
+    lo = grid.origin + 2 * grid.voxel_size
+    hi = grid.origin + (grid.grid_size - 3) * grid.voxel_size
     t = np.asarray(transform)
     keep = np.ones(len(pts), dtype=bool)
     for s in extremes:
@@ -678,11 +677,17 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
     if reference_grid is not None and (reference_grid.map is not ref
                                        or reference_grid.order != opts.order):
         raise OptionError("reference_grid must be ReferenceGrid(ref, order=options.order)")
-    grid = reference_grid or ReferenceGrid(ref, order=opts.order, nthreads=nthreads)
-    raw_grid, raw_pts = grid, pts  # the maps as given, for the anisotropic refinement
-    cubic = grid if grid.order == 3 else None
     need_search = opts.check_hand or (initial_transform is None
                                       and (ref_model is None or target_model is None))
+    search_first = need_search and initial_transform is None and (ref_model is None
+                                                                  or target_model is None)
+    # The maps as given are scanned without matching, refined anisotropically and searched
+    # for the first placement; otherwise their spline coefficients are never built (memory).
+    grid = reference_grid
+    if grid is None and (not opts.match_maps or opts.anisotropic or search_first):
+        grid = ReferenceGrid(ref, order=opts.order, nthreads=nthreads)
+    raw_grid, raw_pts = grid, pts  # for the anisotropic refinement
+    cubic = grid if grid is not None and grid.order == 3 else None
     ref_pts = (fit_points(ref, None, max_points=opts.max_points, role="reference",
                           nthreads=nthreads) if need_search or opts.both_directions else None)
     search = (PlacementSearch(ref, target, points=pts, ref_points=ref_pts,
@@ -695,49 +700,48 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         placement = superpose_models(ref_model, target_model)
     else:
         placement = placement_of(search.run())
-    matched = None
+    matched_info = matcher = matched_target = None
     if opts.match_maps:
+        if not opts.anisotropic:
+            raw_grid = grid = cubic = None  # the search keeps its own if it has one
         matcher = MapMatcher(ref, target, placement.transform, d_min=opts.d_min,
                              nthreads=nthreads)
-        matched = matcher.pair()  # common resolution first; the fall-off after the scan
-        grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads)
-        pts = pts.with_values_of(matched.target)
-        if not opts.anisotropic:
-            raw_grid = None  # memory: one spline-coefficient array less
+        # common resolution first; the fall-off after the scan
+        grid, pts, ref_pts, matched_target, matched_info = _matched_inputs(
+            matcher, pts, ref_pts, opts, nthreads)
     forward = _direction(grid, pts, placement.transform, opts, centre=1.0,
                          widen_to=WIDEST_RANGE, progress=progress, nthreads=nthreads,
                          with_unit=True)
-    if matched is not None:
+    if matcher is not None:
         first_filtered = matcher.filters  # then the target's cut was at s = 1, not at s
         if not forward.at_edge:  # the FSC and the fall-off with the target corrected
             matcher.measure(forward.transform, forward.best_scale)
         delta_b = matcher.delta_b
         if ((abs(delta_b) > B_REMATCH or matcher.filters or first_filtered)
                 and not forward.at_edge):
-            matched = matcher.pair(delta_b, forward.best_scale)
-            grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads)
-            pts = pts.with_values_of(matched.target)
+            grid = matched_target = None  # memory: the new pair replaces them
+            grid, pts, ref_pts, matched_target, matched_info = _matched_inputs(
+                matcher, pts, ref_pts, opts, nthreads, delta_b, forward.best_scale)
             forward = _direction(grid, pts, forward.transform, _local_options(opts),
                                  centre=forward.best_scale, widen_to=WIDEST_RANGE,
                                  progress=None, nthreads=nthreads, with_unit=True)
         else:
-            matched.relative_b = delta_b
+            matched_info["relative_B"] = delta_b
         del matcher
-        if ref_pts is not None:
-            ref_pts = ref_pts.with_values_of(matched.ref)
     reverse = None
     if opts.both_directions and opts.scales is None:
         if ref_pts is None:
             ref_pts = fit_points(ref, None, max_points=opts.max_points, role="reference",
                                  nthreads=nthreads)
-            if matched is not None:
-                ref_pts = ref_pts.with_values_of(matched.ref)
-        target_grid = ReferenceGrid(target if matched is None else matched.target,
-                                    order=opts.order, nthreads=nthreads)
+        target_grid = ReferenceGrid(target if matched_target is None else matched_target,
+                                    order=opts.order, nthreads=nthreads, keep_map=False)
+        matched_target = None
         reverse = _direction(target_grid, ref_pts,
                              _reverse_start(forward, ref_pts.center, pts.center),
                              _local_options(opts), centre=1.0 / forward.best_scale,
                              widen_to=None, progress=None, nthreads=nthreads)
+        del target_grid
+    matched_target = None
     best, uncertainty = _combine(forward, reverse)
     final = ScaleSweep(grid, pts, forward.transform, nthreads=nthreads)
     final.fits = dict(forward.fits)
@@ -754,7 +758,7 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
                         cc_best=fit.cc, placement=placement, contour=pts.contour,
                         n_points=len(pts), seconds=0.0, target_center=pts.center.copy(),
                         options=opts, fits=final.fits, forward=forward, reverse=reverse,
-                        mirror=mirror, matched=None if matched is None else matched.to_dict())
+                        mirror=mirror, matched=matched_info)
     if opts.anisotropic:
         from .anisotropic import refine_anisotropic_scale
         # on the maps as given: an anisotropic stretch changes the spectra unequally along
@@ -764,6 +768,20 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
     result.quality = scan_quality(result)
     result.seconds = time.perf_counter() - start_time
     return result
+
+
+def _matched_inputs(matcher: MapMatcher, pts: FitPoints, ref_pts: Optional[FitPoints],
+                    opts: ScanOptions, nthreads: int, delta_b: float = 0.0,
+                    target_scale: float = 1.0):
+    """The scan's inputs from a matched pair: the matched reference's grid, both point sets
+    with the matched maps' values, the matched target (for the reverse direction) and the
+    matching as ``scan.json`` gives it. The matched reference itself is not kept (memory)."""
+    matched = matcher.pair(delta_b, target_scale)
+    grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads, keep_map=False)
+    pts = pts.with_values_of(matched.target)
+    if ref_pts is not None:
+        ref_pts = ref_pts.with_values_of(matched.ref)
+    return grid, pts, ref_pts, matched.target, matched.to_dict()
 
 
 def _local_options(opts: ScanOptions) -> ScanOptions:

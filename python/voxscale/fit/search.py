@@ -248,9 +248,25 @@ class PlacementSearch:
         self.points = points if points is not None else fit_points(target, contour,
                                                                    nthreads=nthreads)
         self.ref_points = ref_points
-        self.quick = ReferenceGrid(ref, order=1, nthreads=nthreads)
-        self.fine = (reference_grid if reference_grid is not None and reference_grid.order == 3
-                     else ReferenceGrid(ref, order=3, nthreads=nthreads))
+        self._quick = None
+        self._fine = (reference_grid if reference_grid is not None and reference_grid.order == 3
+                      else None)
+
+    # Built on first use: a scan that places the target by its models runs the search only
+    # for the mirror check at its end, when its own large arrays are gone (memory).
+    @property
+    def quick(self) -> ReferenceGrid:
+        """ReferenceGrid : The reference for trilinear scoring."""
+        if self._quick is None:
+            self._quick = ReferenceGrid(self.ref, order=1, nthreads=self.nthreads)
+        return self._quick
+
+    @property
+    def fine(self) -> ReferenceGrid:
+        """ReferenceGrid : The reference's cubic spline coefficients, for the refinement."""
+        if self._fine is None:
+            self._fine = ReferenceGrid(self.ref, order=3, nthreads=self.nthreads)
+        return self._fine
 
     def _symmetry_mate(self, a: FitResult, b: FitResult) -> bool:
         """Whether the reference maps onto itself under the move from pose a to pose b."""

@@ -9,7 +9,7 @@ Reading and writing MRC/CCP4 files is in :mod:`voxscale.maps.mrc`.
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -269,34 +269,48 @@ def relabel_voxel_size(map: Map, voxel_size) -> Map:
     return Map(map.data, voxel, map.center - voxel * (n - 1) / 2.0)
 
 
-def mean_std(data: np.ndarray, *, chunk: int = 1 << 22):
+def mean_std(data: np.ndarray, *, mask: Optional[np.ndarray] = None, chunk: int = 1 << 20):
     """Mean and standard deviation of an array, summed in float64 chunk by chunk.
 
     Parameters
     ----------
     data : numpy.ndarray
+    mask : numpy.ndarray of bool, optional
+        Only the elements where it is True (same shape as ``data``); selected chunk by chunk,
+        so no copy of ``data[mask]`` is made.
     chunk : int, optional
         Elements per chunk (the float64 temporaries are this size, not the array's).
 
     Returns
     -------
     mean, std : float
+        NaN for no elements.
 
     Examples
     --------
     >>> m, s = mean_std(np.arange(10, dtype=np.float32))
     >>> round(m, 6), round(s, 6)
     (4.5, 2.872281)
+    >>> mean_std(np.arange(10.0), mask=np.arange(10) < 3)
+    (1.0, 0.816496580927726)
     """
     flat = np.ravel(data)
-    n = flat.size
-    total = 0.0
-    for i in range(0, n, chunk):
-        total += float(np.sum(flat[i:i + chunk], dtype=np.float64))
-    mean = total / n
+    keep = None if mask is None else np.ravel(mask)
+    if keep is not None and keep.shape != flat.shape:
+        raise ValueError(f"mask has {keep.size} elements, the data {flat.size}")
+
+    def chunks():
+        for i in range(0, flat.size, chunk):
+            part = flat[i:i + chunk]
+            yield part if keep is None else part[keep[i:i + chunk]]
+
+    n = flat.size if keep is None else int(np.count_nonzero(keep))
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = sum(float(np.sum(part, dtype=np.float64)) for part in chunks()) / n
     squares = 0.0
-    for i in range(0, n, chunk):
-        d = flat[i:i + chunk].astype(np.float64) - mean
+    for part in chunks():
+        d = part.astype(np.float64) - mean
         squares += float(np.dot(d, d))
     return mean, float(np.sqrt(squares / n))
 

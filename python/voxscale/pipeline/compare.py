@@ -377,8 +377,8 @@ def sigma_region(ref: Map, molecule: np.ndarray):
     n = int(np.count_nonzero(solvent))
     if n < max(MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION * solvent.size):
         return "box", None
-    spread_solvent = mean_std(ref.data[solvent])[1]
-    spread_molecule = mean_std(ref.data[molecule])[1]
+    spread_solvent = mean_std(ref.data, mask=solvent)[1]
+    spread_molecule = mean_std(ref.data, mask=molecule)[1]
     if not spread_solvent > FLAT_SOLVENT * spread_molecule:
         return "molecule", molecule
     return "solvent", solvent

@@ -201,16 +201,17 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
     s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
     unique = shell_index(ref.shape, ref.cell,
                          np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
-    flat = np.flatnonzero(unique.ravel() >= 0)
+    keep = unique >= 0
     del unique
-    iz, iy, ix = np.unravel_index(flat, f_ref.shape)
+    # the reflections' frequencies selected from broadcast views: no per-reflection indices
     sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
-    s_vec = np.stack([sx.ravel()[ix], sy.ravel()[iy], sz.ravel()[iz]], axis=1)
-    del iz, iy, ix
-    result = scale_arrays(f_ref.ravel()[flat], f_tgt.ravel()[flat], s_vec, d_max=d_max,
+    s_vec = np.empty((int(np.count_nonzero(keep)), 3))
+    for axis, s_axis in enumerate((sx, sy, sz)):
+        s_vec[:, axis] = np.broadcast_to(s_axis, keep.shape)[keep]
+    result = scale_arrays(f_ref[keep], f_tgt[keep], s_vec, d_max=d_max,
                           d_min=d_min, model=scaling, target=scaling_target, n_shells=n_shells,
                           nthreads=nthreads)
-    del flat, s_vec
+    del keep, s_vec
     # k·exp(−¼ sᵀBs) over the half-grid, in float32 and in place to keep memory low.
     b = result.b_tensor.astype(np.float32)
     sx, sy, sz = (a.astype(np.float32) for a in (sx, sy, sz))
@@ -294,7 +295,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         del factor
         diff = map_from_half_transform(delta, ref, overwrite=True, nthreads=nthreads)
         del delta
-        sigma = mean_std(diff.data if region is None else diff.data[region])[1]
+        sigma = mean_std(diff.data, mask=region)[1]
         source = "box" if mask is None else "mask"
         if sigma < ROUNDING_SIGMA * mean_std(ref.data)[1]:
             sigma = 0.0
@@ -311,7 +312,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         noise_map = map_from_half_transform(noise_delta, ref, overwrite=True,
                                              nthreads=nthreads).data
         del noise_delta
-        sigma = mean_std(noise_map if region is None else noise_map[region])[1]
+        sigma = mean_std(noise_map, mask=region)[1]
         del noise_map
         source = "half_maps"
     del in_range
@@ -423,17 +424,19 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
     """
     nthreads = resolve_threads(nthreads)
     check_same_grid(ref, target)
-    if d_min is not None:
-        ref, target = low_pass(ref, d_min, nthreads=nthreads), low_pass(
-            target, d_min, nthreads=nthreads)
     region = None if mask is None else _mask_array(mask, ref.shape)
 
     def normalised(m: Map) -> np.ndarray:
-        values = m.data if region is None else m.data[region]
-        sd = mean_std(values)[1]
+        # one map at a time, normalised in place (a copy of the caller's map): memory
+        data = (low_pass(m, d_min, nthreads=nthreads).data if d_min is not None
+                else m.data.astype(np.float32, copy=True))
+        mean, sd = mean_std(data, mask=region)
         if not sd > 0:
             raise ValueError("a map is flat; it cannot be normalised")
-        return (m.data - float(np.mean(values, dtype=np.float64))) / sd
+        data -= np.float32(mean)
+        data /= np.float32(sd)
+        return data
 
-    return Map((normalised(target) - normalised(ref)).astype(np.float32), ref.voxel_size,
-               ref.origin)
+    out = normalised(target)
+    out -= normalised(ref)
+    return Map(out, ref.voxel_size, ref.origin)
