@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import VoxscaleError
 from ..maps.map import Map, is_constant, mean_std
-from ..reciprocal.transform import low_pass
+from ..reciprocal.transform import low_pass, low_pass_of_transform
 from ..threads import resolve_threads
 
 __all__ = ["FitPoints", "auto_contour", "fit_points", "ENVELOPE_RESOLUTION"]
@@ -139,7 +139,7 @@ class FitPoints:
 
 def fit_points(target: Map, contour=None, *, max_points: int = 0,
                envelope_resolution: float = ENVELOPE_RESOLUTION,
-               role: str = "target", nthreads: int = 0) -> FitPoints:
+               role: str = "target", transform=None, nthreads: int = 0) -> FitPoints:
     """Select the target's fit points.
 
     By default (``contour=None``) the points are the target's voxels inside its molecular
@@ -164,6 +164,9 @@ def fit_points(target: Map, contour=None, *, max_points: int = 0,
         Resolution in Å of the smoothed map that selects the default points.
     role : str, optional
         How errors name the map ("target", "reference").
+    transform : numpy.ndarray, optional
+        ``half_transform(target)`` when the caller has it (read, not changed): the smoothing
+        then needs no forward FFT.
     nthreads : int, optional
         Threads of the smoothing FFTs (0 = all available).
 
@@ -181,8 +184,10 @@ def fit_points(target: Map, contour=None, *, max_points: int = 0,
         raise VoxscaleError(f"the {role} map is constant ({float(target.data.flat[0]):.4g} "
                             "everywhere): there is nothing to fit")
     if contour is None:
-        smooth = low_pass(target, envelope_resolution,
-                          nthreads=resolve_threads(nthreads)).data
+        nthreads = resolve_threads(nthreads)
+        smooth = (low_pass(target, envelope_resolution, nthreads=nthreads) if transform is None
+                  else low_pass_of_transform(transform, target, envelope_resolution,
+                                             nthreads=nthreads)).data
         level = auto_contour(Map._on_grid_of(smooth, target))
         selected = smooth > level
         if np.count_nonzero(selected) < 10:  # box smaller than the smoothing: use the map

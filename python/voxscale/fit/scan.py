@@ -20,6 +20,7 @@ from ..errors import OptionError, VoxscaleError
 from ..maps.map import Map, is_constant
 from ..maps.models import check_model_in_map
 from ..maps.interpolation import resample
+from ..reciprocal.transform import half_transform
 from ..quality import Quality
 from ..threads import resolve_threads
 from .placement import Placement, placement_of, superpose_models
@@ -673,7 +674,12 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         if model is not None:
             check_model_in_map(model, density, what=f"the {name} model",
                                where=f"the {name} map")
-    pts = fit_points(target, opts.contour, max_points=opts.max_points, nthreads=nthreads)
+    # with matching, both maps' half transforms serve the fit points' envelopes and the
+    # matcher: computed once
+    f_ref = half_transform(ref, nthreads=nthreads) if opts.match_maps else None
+    f_tgt = half_transform(target, nthreads=nthreads) if opts.match_maps else None
+    pts = fit_points(target, opts.contour, max_points=opts.max_points, transform=f_tgt,
+                     nthreads=nthreads)
     if reference_grid is not None and (reference_grid.map is not ref
                                        or reference_grid.order != opts.order):
         raise OptionError("reference_grid must be ReferenceGrid(ref, order=options.order)")
@@ -689,9 +695,11 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
     raw_grid, raw_pts = grid, pts  # for the anisotropic refinement
     cubic = grid if grid is not None and grid.order == 3 else None
     ref_pts = (fit_points(ref, None, max_points=opts.max_points, role="reference",
-                          nthreads=nthreads) if need_search or opts.both_directions else None)
+                          transform=f_ref, nthreads=nthreads)
+               if need_search or opts.both_directions else None)
     search = (PlacementSearch(ref, target, points=pts, ref_points=ref_pts,
-                              reference_grid=cubic, nthreads=nthreads)
+                              reference_grid=cubic, transforms=(f_ref, f_tgt),
+                              nthreads=nthreads)
               if need_search else None)
     if initial_transform is not None:
         placement = Placement(_checked_transform(initial_transform, "initial_transform"),
@@ -705,7 +713,8 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         if not opts.anisotropic:
             raw_grid = grid = cubic = None  # the search keeps its own if it has one
         matcher = MapMatcher(ref, target, placement.transform, d_min=opts.d_min,
-                             nthreads=nthreads)
+                             transforms=(f_ref, f_tgt), nthreads=nthreads)
+        del f_ref, f_tgt  # the matcher holds them
         # common resolution first; the fall-off after the scan
         grid, pts, ref_pts, matched_target, matched_info = _matched_inputs(
             matcher, pts, ref_pts, opts, nthreads)

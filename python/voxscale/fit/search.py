@@ -115,12 +115,12 @@ class GlobalSearch:
     candidates: list = field(default_factory=list, repr=False)
 
 
-def _coarse(m: Map, voxel: float, d: float, nthreads: int) -> Map:
+def _coarse(m: Map, voxel: float, d: float, nthreads: int, transform=None) -> Map:
     """m band-limited to d and sampled about every ``voxel`` Å over its box (by cropping its
-    transform: exact, and one full-size transform only)."""
+    transform, ``half_transform(m)`` when given: exact, and one full-size transform only)."""
     shape = tuple(int(min(n, max(4, np.ceil(c / voxel))))
                   for n, c in zip(m.shape, m.cell[::-1]))
-    return fourier_crop(m, shape, d, nthreads=nthreads)
+    return fourier_crop(m, shape, d, transform=transform, nthreads=nthreads)
 
 
 class _TranslationSearch:
@@ -206,6 +206,9 @@ class PlacementSearch:
         Rotations of the grid (default 720, see :func:`rotation_grid`).
     n_refine : int, optional
         Best distinct coarse poses refined by rigid fits (default 6).
+    transforms : tuple of numpy.ndarray, optional
+        ``(half_transform(ref), half_transform(target))`` when the caller has them (either
+        may be None; read, not changed), for the coarse maps.
     nthreads : int, optional
         Threads (0 = all available).
     """
@@ -213,7 +216,8 @@ class PlacementSearch:
     def __init__(self, ref: Map, target: Map, *, points: Optional[FitPoints] = None,
                  ref_points: Optional[FitPoints] = None,
                  contour=None, reference_grid: Optional[ReferenceGrid] = None,
-                 n_rotations: int = 720, n_refine: int = 6, nthreads: int = 0):
+                 n_rotations: int = 720, n_refine: int = 6, transforms=None,
+                 nthreads: int = 0):
         self.nthreads = nthreads = resolve_threads(nthreads)
         self.ref, self.target = ref, target
         self.n_rotations, self.n_refine = int(n_rotations), int(n_refine)
@@ -221,8 +225,10 @@ class PlacementSearch:
         voxel = max(voxel, 2.0 * float(max(np.max(ref.voxel_size),
                                            np.max(target.voxel_size))))
         self.voxel, self.resolution = voxel, 2.5 * voxel
-        coarse_ref = _coarse(ref, voxel, self.resolution, nthreads)
-        coarse_tgt = _coarse(target, voxel, self.resolution, nthreads)
+        given = transforms if transforms is not None else (None, None)
+        coarse_ref = _coarse(ref, voxel, self.resolution, nthreads, given[0])
+        coarse_tgt = _coarse(target, voxel, self.resolution, nthreads, given[1])
+        del given
         # the template: the target's envelope, zero-mean inside it and zero outside
         level = float(coarse_tgt.data.mean() + coarse_tgt.data.std())
         mask = coarse_tgt.data > level

@@ -57,9 +57,12 @@ def dilate(mask: np.ndarray, like: Map, radius: float, *, nthreads: int = 0) -> 
     shape = tuple(scipy.fft.next_fast_len(n + p, real=True) for n, p in zip(mask.shape, pad))
     padded = np.zeros(shape, np.float32)
     padded[:mask.shape[0], :mask.shape[1], :mask.shape[2]] = mask
-    ball = scipy.fft.rfftn(_ball(shape, like.voxel_size, radius), workers=nthreads)
-    spread = scipy.fft.irfftn(scipy.fft.rfftn(padded, workers=nthreads) * ball, shape,
-                              workers=nthreads)
+    # each array freed as soon as it is used, products in place: three padded grids at most
+    spectrum = scipy.fft.rfftn(padded, workers=nthreads)
+    del padded
+    spectrum *= scipy.fft.rfftn(_ball(shape, like.voxel_size, radius), workers=nthreads)
+    spread = scipy.fft.irfftn(spectrum, shape, workers=nthreads, overwrite_x=True)
+    del spectrum
     return spread[:mask.shape[0], :mask.shape[1], :mask.shape[2]] > 0.5
 
 

@@ -30,7 +30,7 @@ from ..reciprocal.noise import check_half_map, half_map_noise
 from ..reciprocal.peaks import PeakTable, find_peaks
 from ..reciprocal.residue_scores import ResidueScores, residue_scores
 from ..reciprocal.resolution import ResolutionChoice, signal_resolution
-from ..reciprocal.transform import low_pass
+from ..reciprocal.transform import half_transform, low_pass
 from ..maps.map import is_constant, mean_std, relabel_voxel_size
 from ..quality import Quality
 from ..reciprocal.scaling import WILSON_R_ACENTRIC, ScalingResult
@@ -288,9 +288,12 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                                coefficients=coefficients, nthreads=nthreads)
         del coefficients
     with step("scaling_and_difference"):
+        # both maps' half transforms, once for every step below (the difference keeps them)
+        f_ref = half_transform(ref, nthreads=nthreads)
+        f_cor = half_transform(corrected, nthreads=nthreads)
         if d_min is None:
             choice = signal_resolution(
-                ref, corrected, nthreads=nthreads,
+                ref, corrected, nthreads=nthreads, transforms=(f_ref, f_cor),
                 resampled_voxel=float(np.max(target.voxel_size)) * scan.best_scale,
                 half_map_resolutions=None if ref_noise is None else (
                     ref_noise.resolution, target_noise.resolution * scan.best_scale))
@@ -298,7 +301,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             choice = ResolutionChoice(float(d_min), "given", f"{float(d_min):.2f} Å, given")
         d_min = choice.d_min
         say(f"resolution limit: {choice.reason}")
-        before = compare_amplitudes(ref, uncorrected, d_max, d_min, nthreads=nthreads)
+        before = compare_amplitudes(ref, uncorrected, d_max, d_min, nthreads=nthreads,
+                                    transforms=(f_ref, None))
         del uncorrected  # only its statistics are kept: memory
         diff = real_space = None
         models = {}
@@ -319,16 +323,20 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                 sigma_name = "half_maps"
             else:
                 sigma_name, region = sigma_region(ref, molecule)
+            real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
+                                               transforms=(f_ref, f_cor))
             # with half maps, z-scores of the noise over the molecule, where peaks are sought
             # (the rotated target's box may leave the reference's corners without its noise)
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
-                                     noise=noise, mask=molecule if noise is not None else region)
+                                     noise=noise, mask=molecule if noise is not None else region,
+                                     transforms=(f_ref, f_cor))
             diff.sigma_source = sigma_name
             del noise, region
             after = diff.scaling
-            real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads)
         else:
-            after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads)
+            after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,
+                                       transforms=(f_ref, f_cor))
+        del f_ref, f_cor
     peaks = scores = None
     if difference:
         with step("peaks"):

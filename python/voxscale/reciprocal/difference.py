@@ -26,7 +26,8 @@ from .scaling import ScalingResult, scale_arrays
 from .shells import (D_MIN_TOLERANCE, check_resolution_range, resolution_from_fsc,
                      shell_edges, shell_index, shell_sums)
 from .transform import (StructureFactors, _unique_reflections, half_grid_frequencies,
-                        half_transform, low_pass, map_from_half_transform, resolution_mask)
+                        half_transform, low_pass, low_pass_of_transform,
+                        map_from_half_transform, resolution_mask)
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference", "compare_amplitudes",
            "real_space_difference",
@@ -186,9 +187,12 @@ class DifferenceResult:
 
 
 def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str,
-                            scaling_target: str, n_shells: int, nthreads: int):
+                            scaling_target: str, n_shells: int, nthreads: int,
+                            transforms=None):
     """Half-transforms of both maps with the target's scaled onto the reference's, and the
-    scaling (fitted on the unique reflections in the range)."""
+    scaling (fitted on the unique reflections in the range). ``transforms``: the maps' half
+    transforms when the caller has them (either may be None); the reference's is only read,
+    the target's is scaled in place."""
     nthreads = resolve_threads(nthreads)
     check_same_grid(ref, target)
     d_max, d_min = check_resolution_range(d_max, d_min)
@@ -196,8 +200,11 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
         if is_constant(m.data):
             raise VoxscaleError(f"the {name} map is constant: it has no structure factors to "
                                 "compare")
-    f_ref = half_transform(ref, nthreads=nthreads)
-    f_tgt = half_transform(target, nthreads=nthreads)
+    f_ref, f_tgt = transforms if transforms is not None else (None, None)
+    if f_ref is None:
+        f_ref = half_transform(ref, nthreads=nthreads)
+    if f_tgt is None:
+        f_tgt = half_transform(target, nthreads=nthreads)
     s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
     unique = shell_index(ref.shape, ref.cell,
                          np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
@@ -228,13 +235,17 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
 
 def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
                        scaling: str = "isotropic", scaling_target: str = "wilson",
-                       n_shells: int = 20, nthreads: int = 0) -> ScalingResult:
+                       n_shells: int = 20, transforms=None,
+                       nthreads: int = 0) -> ScalingResult:
     """Amplitude scaling and per-shell statistics of two maps on one grid (no difference map).
 
     Parameters
     ----------
     ref, target, d_max, d_min, scaling, scaling_target, n_shells, nthreads
         See :func:`vector_difference`.
+    transforms : tuple, optional
+        ``(half_transform(ref), half_transform(target))`` when the caller has them, either
+        may be None (computed here); the reference's is only read, the target's is changed.
 
     Returns
     -------
@@ -244,12 +255,13 @@ def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
     d_min = default_d_min(ref) if d_min is None else float(d_min)
     return _scaled_half_transforms(ref, target, d_max, d_min, scaling=scaling,
                                    scaling_target=scaling_target, n_shells=n_shells,
-                                   nthreads=nthreads)[2]
+                                   nthreads=nthreads, transforms=transforms)[2]
 
 
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                       scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
-                      noise=None, n_shells: int = 20, nthreads: int = 0) -> DifferenceResult:
+                      noise=None, n_shells: int = 20, transforms=None,
+                      nthreads: int = 0) -> DifferenceResult:
     """Scale the target onto the reference by resolution and form the vector difference.
 
     Parameters
@@ -274,6 +286,9 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         (over ``mask`` when given), so that its values are z-scores.
     n_shells : int, optional
         Shells of the statistics.
+    transforms : tuple of numpy.ndarray, optional
+        ``(half_transform(ref), half_transform(target))`` when the caller has them (the
+        result keeps both, the target's scaled in place); default: computed here.
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -285,7 +300,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     d_min = default_d_min(ref) if d_min is None else float(d_min)
     f_ref, f_tgt, result, factor = _scaled_half_transforms(
         ref, target, d_max, d_min, scaling=scaling, scaling_target=scaling_target,
-        n_shells=n_shells, nthreads=nthreads)
+        n_shells=n_shells, nthreads=nthreads, transforms=transforms)
     in_range = resolution_mask(ref.shape, ref.cell, d_max, d_min)
     delta = np.subtract(f_tgt, f_ref)
     delta *= in_range
@@ -404,7 +419,7 @@ def difference_map(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 
 def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
-                          nthreads: int = 0) -> Map:
+                          transforms=None, nthreads: int = 0) -> Map:
     """Real-space difference target − reference of the two maps normalised to equal σ.
 
     Parameters
@@ -415,6 +430,9 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
         Low-pass both maps to this resolution (Å) first, e.g. the worse of the two.
     mask : Map or numpy.ndarray, optional
         Region over which the means and σ are taken (default the whole box).
+    transforms : tuple of numpy.ndarray, optional
+        ``(half_transform(ref), half_transform(target))`` when the caller has them (read,
+        not changed), for the low-pass; default: computed here.
     nthreads : int, optional
 
     Returns
@@ -426,10 +444,14 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
     check_same_grid(ref, target)
     region = None if mask is None else _mask_array(mask, ref.shape)
 
-    def normalised(m: Map) -> np.ndarray:
+    def normalised(m: Map, f) -> np.ndarray:
         # one map at a time, normalised in place (a copy of the caller's map): memory
-        data = (low_pass(m, d_min, nthreads=nthreads).data if d_min is not None
-                else m.data.astype(np.float32, copy=True))
+        if d_min is None:
+            data = m.data.astype(np.float32, copy=True)
+        elif f is None:
+            data = low_pass(m, d_min, nthreads=nthreads).data
+        else:
+            data = low_pass_of_transform(f, m, d_min, nthreads=nthreads).data
         mean, sd = mean_std(data, mask=region)
         if not sd > 0:
             raise ValueError("a map is flat; it cannot be normalised")
@@ -437,6 +459,7 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
         data /= np.float32(sd)
         return data
 
-    out = normalised(target)
-    out -= normalised(ref)
+    f_ref, f_tgt = transforms if transforms is not None else (None, None)
+    out = normalised(target, f_tgt)
+    out -= normalised(ref, f_ref)
     return Map(out, ref.voxel_size, ref.origin)

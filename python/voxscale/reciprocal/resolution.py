@@ -114,7 +114,7 @@ def power_resolution(m: Map, *, nthreads: int = 0) -> float:
 
 
 def signal_resolution(ref: Map, target: Map, *, half_map_resolutions=None,
-                      resampled_voxel: Optional[float] = None,
+                      resampled_voxel: Optional[float] = None, transforms=None,
                       nthreads: int = 0) -> ResolutionChoice:
     """The default high-resolution limit of comparing two maps on one grid.
 
@@ -129,6 +129,9 @@ def signal_resolution(ref: Map, target: Map, *, half_map_resolutions=None,
         The target's largest corrected voxel size (Å) when it was resampled onto the
         reference grid: cubic-spline resampling is faithful to RESAMPLING_VOXELS voxels
         (finer, it damps and aliases what it moves), which limits d_min as well.
+    transforms : tuple of numpy.ndarray, optional
+        ``(half_transform(ref), half_transform(target))`` when the caller has them (read,
+        not changed); default: computed here.
     nthreads : int, optional
 
     Returns
@@ -138,7 +141,7 @@ def signal_resolution(ref: Map, target: Map, *, half_map_resolutions=None,
     nthreads = resolve_threads(nthreads)
     d_resampling = None if resampled_voxel is None else RESAMPLING_VOXELS * float(
         resampled_voxel)
-    choice = _signal_choice(ref, target, half_map_resolutions, nthreads)
+    choice = _signal_choice(ref, target, half_map_resolutions, transforms, nthreads)
     choice.resampling = d_resampling
     if d_resampling is not None and d_resampling > choice.d_min:
         choice.reason = (f"{d_resampling:.2f} Å, {RESAMPLING_VOXELS:g} voxels of the "
@@ -148,7 +151,7 @@ def signal_resolution(ref: Map, target: Map, *, half_map_resolutions=None,
     return choice
 
 
-def _signal_choice(ref: Map, target: Map, half_map_resolutions, nthreads: int):
+def _signal_choice(ref: Map, target: Map, half_map_resolutions, transforms, nthreads: int):
     if half_map_resolutions is not None:
         d_ref, d_tgt = (float(d) for d in half_map_resolutions)
         worse = "reference" if d_ref >= d_tgt else "target"
@@ -159,9 +162,10 @@ def _signal_choice(ref: Map, target: Map, half_map_resolutions, nthreads: int):
             ref_half_maps=d_ref, target_half_maps=d_tgt)
     edges = shell_edges(None, 2.0 * float(np.max(ref.voxel_size)), N_SHELLS)
     shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
-    sums = shell_sums(half_transform(ref, nthreads=nthreads),
-                      half_transform(target, nthreads=nthreads), shells, N_SHELLS,
-                      nthreads=nthreads)
+    f_ref, f_tgt = transforms if transforms is not None else (
+        half_transform(ref, nthreads=nthreads), half_transform(target, nthreads=nthreads))
+    sums = shell_sums(f_ref, f_tgt, shells, N_SHELLS, nthreads=nthreads)
+    del f_ref, f_tgt
     count = np.maximum(sums.count, 1)
     d_fsc = resolution_from_fsc(np.nan_to_num(sums.fsc, nan=0.0), edges,
                                 threshold=MAP_FSC_THRESHOLD)

@@ -19,7 +19,8 @@ from ..threads import resolve_threads
 
 __all__ = ["StructureFactors", "half_transform", "map_from_half_transform",
            "structure_factors", "map_from_structure_factors", "half_grid_frequencies",
-           "resolution_mask", "low_pass", "fourier_crop", "fast_length"]
+           "resolution_mask", "low_pass", "low_pass_of_transform", "fourier_crop",
+           "fast_length"]
 
 
 def half_transform(map: Map, *, nthreads: int = 0) -> np.ndarray:
@@ -373,6 +374,28 @@ def low_pass(map: Map, d_min: float, *, nthreads: int = 0) -> Map:
     return map_from_half_transform(f, map, overwrite=True, nthreads=nthreads)
 
 
+def low_pass_of_transform(f: np.ndarray, like: Map, d_min: float, *, nthreads: int = 0) -> Map:
+    """:func:`low_pass` of the map whose half transform ``f`` is (read, not changed).
+
+    Parameters
+    ----------
+    f : numpy.ndarray of complex64, shape (nz, ny, nx//2 + 1)
+        ``half_transform(like)``.
+    like : Map
+        The map's grid.
+    d_min : float
+        Resolution (Å).
+    nthreads : int, optional
+
+    Returns
+    -------
+    Map
+    """
+    d_min = check_resolution_range(None, d_min)[1]
+    return map_from_half_transform(f * _sphere_mask(like.shape, like.cell, d_min), like,
+                                   overwrite=True, nthreads=nthreads)
+
+
 def _sphere_mask(shape, cell, d_min: float) -> np.ndarray:
     """Half-grid mask of every reflection with d >= d_min, F(000) included.
 
@@ -387,7 +410,8 @@ def _sphere_mask(shape, cell, d_min: float) -> np.ndarray:
     return np.arange(nx // 2 + 1)[None, None, :] <= h_max
 
 
-def fourier_crop(map: Map, shape, d_min: Optional[float] = None, *, nthreads: int = 0) -> Map:
+def fourier_crop(map: Map, shape, d_min: Optional[float] = None, *, transform=None,
+                 nthreads: int = 0) -> Map:
     """The map sampled on a coarser grid over the same box, by cropping its transform.
 
     The low-resolution part of the half-transform is kept (optionally to ``d_min`` as well)
@@ -401,6 +425,8 @@ def fourier_crop(map: Map, shape, d_min: Optional[float] = None, *, nthreads: in
         (mz, my, mx) of the coarse grid, each at most the map's.
     d_min : float, optional
         Also remove every component finer than this (Å).
+    transform : numpy.ndarray, optional
+        ``half_transform(map)`` when the caller has it (read, not changed).
     nthreads : int, optional
 
     Returns
@@ -413,7 +439,7 @@ def fourier_crop(map: Map, shape, d_min: Optional[float] = None, *, nthreads: in
     nz, ny, nx = map.shape
     if not (1 <= mz <= nz and 1 <= my <= ny and 1 <= mx <= nx):
         raise ValueError(f"the coarse shape {shape} must not exceed the map's {map.shape}")
-    f = half_transform(map, nthreads=nthreads)
+    f = half_transform(map, nthreads=nthreads) if transform is None else transform
     rows_z = np.arange(-(mz // 2), (mz + 1) // 2) % nz
     rows_y = np.arange(-(my // 2), (my + 1) // 2) % ny
     small = np.ascontiguousarray(f[np.ix_(rows_z, rows_y, np.arange(mx // 2 + 1))])
