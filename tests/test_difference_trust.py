@@ -15,6 +15,7 @@ from scipy.stats import norm
 
 import voxscale
 from voxscale.maps.map import Map, relabel_voxel_size
+from voxscale.pipeline.compare import difference_verdict
 from voxscale.reciprocal.model_map import model_map
 from voxscale.reciprocal.noise import half_map_noise
 from voxscale.reciprocal.peaks import find_peaks
@@ -118,6 +119,8 @@ def test_same_data_with_half_maps_gives_no_peak(grid):
           f"{extreme:.2f}; peaks {len(r.peaks)}")
     assert r.after.r_overall < 1.0 and r.after.r_overall < r.before.r_overall
     assert extreme < 4.5 and not len(r.peaks)
+    assert difference_verdict(r.difference, r.peaks, 4.0).startswith(
+        "no difference beyond the noise")
 
 
 @pytest.mark.parametrize("angle", [0.0, 25.0, 70.0])
@@ -133,12 +136,18 @@ def test_same_data_without_half_maps(grid, angle):
     assert abs(r.after.B) < 20 and abs(r.after.k - 1) < 0.05
     assert r.resolution.source in ("map_fsc", "signal_power", "resampling")
     assert not len(r.peaks) or "flat_solvent" in r.quality.codes
+    # the verdict says against what the peaks stand out (here not the noise: flagged)
+    verdict = difference_verdict(r.difference, r.peaks, 4.0)
+    assert ("not the noise" in verdict if r.difference.sigma_source in ("molecule", "box")
+            else r.difference.sigma_source in verdict), verdict
 
 
 def test_map_against_itself_is_zero(grid):
     r = voxscale.compare(grid, grid, nthreads=2)
     assert r.after.r_overall < 1e-3 and not len(r.peaks)
     assert float(np.max(np.abs(r.difference.map.data))) == 0.0
+    assert "do not differ" in difference_verdict(r.difference, r.peaks, 4.0)
+
 
 
 def test_false_positive_rate_of_independent_copies(grid, model):
@@ -193,6 +202,28 @@ def test_residue_scores_against_scipy(grid, model):
     assert abs(row.score - expected.mean()) < 1e-5
     assert abs(row.abs_score - np.abs(expected).mean()) < 1e-5
     assert [r.abs_score for r in scores] == sorted((r.abs_score for r in scores), reverse=True)
+
+
+def test_scored_model_marks_residues_outside_the_map(grid, model):
+    """A residue with no atom in the map is not scored: B 0 and occupancy 0 in the scored
+    model, so that it does not read as "no change"; scored residues keep their occupancy."""
+    half = grid.shape[0] // 2  # a map of only the lower half of the box in z
+    m = Map(np.ones((half,) + grid.shape[1:], np.float32), grid.voxel_size, grid.origin)
+    scores = residue_scores(m, model, nthreads=2)
+    scored = {(r.chain, r.residue_number, r.insertion_code) for r in scores}
+    out = scores.scored_model(model)
+    n_scored = n_outside = 0
+    for chain in out[0]:
+        for residue in chain:
+            key = (chain.name, residue.seqid.num, residue.seqid.icode.strip())
+            atoms = list(residue)
+            if key in scored:
+                n_scored += 1
+                assert all(a.occ > 0 and a.b_iso == pytest.approx(1.0, abs=1e-6) for a in atoms)
+            else:
+                n_outside += 1
+                assert all(a.occ == 0.0 and a.b_iso == 0.0 for a in atoms)
+    assert n_scored > 10 and n_outside > 10
 
 
 def test_cli_half_maps_must_come_in_pairs(tmp_path, shared_file, capsys):

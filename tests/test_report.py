@@ -35,6 +35,11 @@ def test_demo_recovers_truth(demo_run):
     assert named == {(t["chain"], t["number"]) for t in truth["substitutions"]}
     for key in ("scan", "resample", "scaling_and_difference", "peaks", "models"):
         assert s["timings"][key] >= 0
+    # the difference map's verdict, in the JSON, the report and the log
+    verdict = s["difference_map"]["verdict"]
+    assert verdict.startswith(f"{s['difference_map']['peaks_found']} peaks beyond")
+    assert verdict in (demo_run / "report.html").read_text()
+    assert f"difference map: {verdict}" in (demo_run / "compare.log").read_text()
     for name in ("report.html", "target_corrected.mrc", "difference.mrc",
                  "difference_realspace.mrc", "peaks.csv", "peaks.json", "peaks.cmm",
                  "structure_factors.mtz", "compare.log"):

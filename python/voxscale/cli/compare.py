@@ -137,9 +137,14 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
                      f"({v['percent']:+.3f} %); R {summary['amplitude_difference']['before']:.1f} % "
                      f"-> {summary['amplitude_difference']['after']:.1f} %; "
                      f"{summary['quality']['status']}")
+        headline = lines[-1]
+        if summary["difference_map"] is not None:
+            lines.append(f"difference map: {summary['difference_map']['verdict']}")
         log_lines = lines + [f"{r['severity']}: {r['message']} [{r['code']}]"
                              for r in summary["quality"]["reasons"]]
         out.write_text("compare.log", "\n".join(log_lines) + "\n")
     if not quiet:
-        print(f"{lines[-1]}; report: {out.path / 'report.html'}")
+        print(f"{headline}; report: {out.path / 'report.html'}")
+        if summary["difference_map"] is not None:
+            print(f"difference map: {summary['difference_map']['verdict']}")
     return summary

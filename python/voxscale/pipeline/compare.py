@@ -466,6 +466,39 @@ def difference_quality(diff: DifferenceResult, peaks: Optional[PeakTable],
     return q
 
 
+def difference_verdict(diff: DifferenceResult, peaks: Optional[PeakTable],
+                       sigma: float) -> str:
+    """One sentence on what the difference map shows, and against what its peaks are measured.
+
+    Parameters
+    ----------
+    diff : DifferenceResult
+    peaks : PeakTable or None
+    sigma : float
+        The peak threshold.
+
+    Returns
+    -------
+    str
+    """
+    if diff.sigma == 0.0 and diff.sigma_source == "half_maps":
+        return ("no difference beyond the noise: in every shell the difference is within "
+                "what the half maps' noise explains (weight 0), so the map is zero")
+    if diff.sigma == 0.0:
+        return "the maps do not differ in the resolution range: the difference map is zero"
+    n = 0 if peaks is None else peaks.n_found
+    found = (f"{n} peak{'s' if n != 1 else ''} beyond ±{sigma:g}" if n
+             else f"no peak beyond ±{sigma:g}")
+    if diff.sigma_source == "half_maps":
+        return (f"{found} z-scores of the half-map noise" if n else
+                f"no difference beyond the noise: {found} z-scores of the half-map noise")
+    if diff.sigma_source in ("solvent", "mask"):
+        return f"{found} σ of the difference over the {diff.sigma_source}"
+    # σ from the difference itself: peaks are relative to the difference, not to the noise
+    return (f"{found} σ of the difference over the {diff.sigma_source}, its own spread and "
+            "not the noise: give half maps to know what is beyond the noise")
+
+
 def amplitude_quality(before: ScalingResult, after: ScalingResult) -> Quality:
     """Reasons from the amplitude comparison: R not lower after the correction, or near the
     58.6 % of unrelated maps.

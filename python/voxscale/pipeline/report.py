@@ -111,7 +111,8 @@ def _render_html(s: dict, images: dict) -> str:
     sections += [
         f"<h2>Difference-map peaks (target − reference, beyond ±"
         f"{s['difference_map']['peak_threshold_sigma']} σ)</h2>",
-        "<p>Negative peaks: density in the reference missing from the target; positive: new "
+        f"<p><b>{e(s['difference_map'].get('verdict', ''))}.</b> "
+        "Negative peaks: density in the reference missing from the target; positive: new "
         "density in the target. Open <code>difference.mrc</code> with <code>peaks.cmm</code> "
         "on the reference map in ChimeraX.</p>",
         "<table><tr><th>#</th><th>height (σ)</th><th>chain</th><th>residue</th><th>atom</th>"

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._version import __version__
 from ..reciprocal.scaling import WILSON_R_ACENTRIC
-from .compare import CompareResult, scale_error_matters
+from .compare import CompareResult, difference_verdict, scale_error_matters
 
 __all__ = ["summary", "survey_row", "SURVEY_COLUMNS", "SURVEY_QUALITY_COLUMNS"]
 
@@ -109,7 +109,9 @@ def summary(result: CompareResult, *, inputs: Optional[dict] = None,
             "weights": result.difference.weights,
             "peak_threshold_sigma": parameters.get("sigma", 4.0),
             "peaks_found": None if result.peaks is None else result.peaks.n_found,
-            "peaks_capped": None if result.peaks is None else result.peaks.capped},
+            "peaks_capped": None if result.peaks is None else result.peaks.capped,
+            "verdict": difference_verdict(result.difference, result.peaks,
+                                          parameters.get("sigma", 4.0))},
         "peaks": peaks,
         "residue_scores": None if result.residue_scores is None else [
             r.to_dict() for r in result.residue_scores[:RESIDUES_IN_SUMMARY]],

@@ -73,16 +73,20 @@ class ResidueScores(list):
         return buf.getvalue()
 
     def scored_model(self, structure) -> gemmi.Structure:
-        """A copy of the model with each atom's B factor set to its residue's ``score`` (0 for
-        residues without a score), clipped to −99.99 … 999.99, what PDB's B column holds."""
+        """A copy of the model with each atom's B factor set to its residue's ``score``,
+        clipped to −99.99 … 999.99, what PDB's B column holds. Residues without a score (no
+        atom inside the map) get B = 0 and occupancy 0, so that "not scored" is not read as
+        "no change" (select them with ``occupancy = 0`` in ChimeraX or Coot)."""
         by_key = {(r.chain, r.residue_number, r.insertion_code): r.score for r in self}
         out = structure.clone()
         for chain in out[0]:
             for residue in chain:
-                value = by_key.get((chain.name, residue.seqid.num, residue.seqid.icode.strip()),
-                                   0.0)
+                value = by_key.get((chain.name, residue.seqid.num, residue.seqid.icode.strip()))
                 for atom in residue:
-                    atom.b_iso = float(np.clip(value, -99.99, 999.99))  # PDB's 6.2 column
+                    if value is None:
+                        atom.b_iso, atom.occ = 0.0, 0.0
+                    else:
+                        atom.b_iso = float(np.clip(value, -99.99, 999.99))  # PDB's 6.2 column
         return out
 
     def write_model(self, structure, path) -> None:

@@ -16,8 +16,8 @@ from ..fit.rotations import rotation_from_vector
 from ..maps.map import Map, relabel_voxel_size
 from ..maps.models import transform_structure
 from ..reciprocal.model_map import model_map
-from ..reciprocal.transform import low_pass
 from .molecules import helix_bundle
+from .variants import with_noise
 
 __all__ = ["demo_inputs", "DEMO_SUBSTITUTIONS", "DEMO_FACTOR"]
 
@@ -25,15 +25,6 @@ __all__ = ["demo_inputs", "DEMO_SUBSTITUTIONS", "DEMO_FACTOR"]
 DEMO_SUBSTITUTIONS = (("A", 6), ("B", 11), ("C", 20), ("D", 15))
 #: The target is sampled every v/f Å but labelled v: the correction factor is 1/f.
 DEMO_FACTOR = 1.025
-
-
-def _noisy(m: Map, level: float, d_min: float, seed: int) -> Map:
-    """Add noise low-passed to the resolution, with σ = level × the map's σ."""
-    rng = np.random.default_rng(seed)
-    noise = low_pass(Map(rng.standard_normal(m.shape, dtype=np.float32), m.voxel_size,
-                         m.origin), d_min)
-    scale = level * float(m.data.std()) / float(noise.data.std())
-    return Map(m.data + scale * noise.data, m.voxel_size, m.origin)
 
 
 def demo_inputs(folder, *, size: int = 64, factor: float = DEMO_FACTOR,
@@ -80,8 +71,8 @@ def demo_inputs(folder, *, size: int = 64, factor: float = DEMO_FACTOR,
     target = model_map(moved, voxel_size=spacing, shape=(t_size,) * 3,
                        origin=centre - spacing * (t_size - 1) / 2.0, d_min=d_min)
     target = relabel_voxel_size(target, 1.05)
-    _noisy(ref, noise, d_min, seed).write(folder / "ref.mrc")
-    _noisy(target, noise, d_min, seed + 1).write(folder / "target.mrc")
+    with_noise(ref, noise, seed=seed, d_min=d_min).write(folder / "ref.mrc")
+    with_noise(target, noise, seed=seed + 1, d_min=d_min).write(folder / "target.mrc")
     ref_model.write_pdb(str(folder / "ref_model.pdb"))
     # The target model in the target map's labelled frame: scaled by f about the box centre.
     labelled = np.eye(4)
