@@ -22,6 +22,7 @@ import voxscale.batch as vbatch  # noqa: E402
 from voxscale import cli  # noqa: E402
 from voxscale.maps import relabel_voxel_size, transform_structure  # noqa: E402
 from voxscale.reciprocal.model_map import model_map  # noqa: E402
+from voxscale.reciprocal.resolution import RESAMPLING_VOXELS  # noqa: E402
 
 HAEMOGLOBIN = "models/pdb5me2_haemoglobin.pdb"
 VOXEL, BOX, RESOLUTION = 1.8, 48, 4.5
@@ -173,10 +174,14 @@ def test_good_pairs_find_their_scale(full, survey):
         row = ok.loc[ident]
         assert row["cc_after"] > row["cc_before"] + 0.002, ident
         assert row["r_after"] < 0.6 * row["r_before"], ident
-    # per-row options reach the task; the default d_min comes from the FSC (maps at 4.5 Å)
+    # per-row options reach the task; the default d_min is the worse of the FSC's and the
+    # resampling limit ...
     assert ok.loc["hb-up1-rot", "d_max"] == 30.0 and ok.loc["hb-up1-rot", "d_min"] == 4.5
     assert np.isnan(ok.loc["hb-up2", "d_max"]) and ok.loc["hb-up2", "d_min"] == 4.5
-    assert 4.0 < ok.loc["hb-down1.5", "d_min"] < 5.5
+    # ... here the resampling limit, coarser than the maps' 4.5 Å at 2.5 voxels per 4.5 Å:
+    # 3.3 voxels of the resampled target (1.8 Å × s)
+    assert ok.loc["hb-down1.5", "d_min"] == pytest.approx(
+        RESAMPLING_VOXELS * VOXEL / 0.985, rel=1e-3)
     assert ok.loc["hb-unit", "d_min"] == 5.0
 
 

@@ -54,8 +54,10 @@ EDGE_RESOLUTION_ELEMENTS = 2.0
 MODEL_MASK_RADIUS = 3.0
 #: The solvent must hold this many voxels and this fraction of the box for its σ.
 MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION = 1000, 0.05
-#: A solvent whose spread is below this fraction of the molecule's was masked flat.
-FLAT_SOLVENT = 0.005
+#: A solvent whose spread is below this fraction of the molecule's was masked flat: deposited
+#: maps' solvent noise measured 12-21 % of the molecule's spread (EMD-11007, -5168, -5170),
+#: masked or segmented maps 0.5-4 % (EMD-3488, -1997, -2566, -21457 as in ../shared/data).
+FLAT_SOLVENT = 0.05
 
 
 @dataclass
@@ -379,8 +381,8 @@ def _half_names(role: str) -> tuple:
 def sigma_region(ref: Map, molecule: np.ndarray):
     """Where σ of a difference without half maps comes from: ``("solvent", mask)`` when the
     solvent is large enough (5 % of the box and 1000 voxels) and carries noise;
-    ``("molecule", mask)`` when it is flat (a masked map: its spread is no measure of the
-    noise); ``("box", None)`` when there is hardly any solvent."""
+    ``("molecule", mask)`` when it is flat (a masked map, spread below FLAT_SOLVENT of the
+    molecule's: its spread is no measure of the noise); ``("box", None)`` when there is hardly any solvent."""
     solvent = ~molecule
     n = int(np.count_nonzero(solvent))
     if n < max(MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION * solvent.size):
