@@ -136,7 +136,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.write_line(head)
     tr.write_line("-" * len(head))
     for res in RESULTS.values():
-        target = "-" if res.target is None else f"{res.target:g}x"
+        target = "-" if res.target is None else f"{res.target:.3g}x"
         met = "info" if res.met is None else ("yes" if res.met else "NO")
         tr.write_line(f"{res.name:<{w}}{res.ours_best:>10.4f}{res.reference_best:>10.4f}"
                       f"{res.ratio:>8.2f}x{res.paired_median_ratio:>10.2f}x{target:>8}  {met}")
