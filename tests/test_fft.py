@@ -363,6 +363,33 @@ def test_lazy_view_synthesis_equals_the_reflection_list(shape, d_min):
     np.testing.assert_array_equal(view.f, explicit.f)
 
 
+def test_view_changed_in_place_or_cut_is_synthesised_from_its_arrays():
+    """A view whose hkl or f were read may have been changed in place: it is synthesised from
+    its arrays (as a list would be); subset() gives a list of some of its reflections."""
+    m = random_map((8, 10, 12), seed=33, offset=1.0)
+    reference = map_from_structure_factors(structure_factors(m), m).data
+    view = structure_factors(m)
+    view.f[:] = 0  # every reflection removed in place: only F(000) is left
+    flat = map_from_structure_factors(view, m).data
+    np.testing.assert_allclose(flat, view.f000 / np.prod(m.cell), rtol=1e-5)
+    view = structure_factors(m)
+    d = view.d
+    hkl = view.hkl
+    hkl[hkl[:, 0] > 0, 2] *= -1  # indices changed in place: the synthesis must follow them
+    listed = StructureFactors(hkl.copy(), view.f.copy(), d, view.f000, view.grid_shape,
+                              view.cell, view.origin)
+    np.testing.assert_allclose(map_from_structure_factors(view, m).data,
+                               map_from_structure_factors(listed, m).data, atol=1e-6)
+    assert not np.allclose(map_from_structure_factors(view, m).data, reference, atol=1e-3)
+    view = structure_factors(m)
+    low = view.d >= 4.0
+    part = view.subset(low)
+    assert len(part) == int(low.sum()) and len(view) == len(low)
+    np.testing.assert_array_equal(part.hkl, view.hkl[low])
+    view.f = view.f[low]
+    assert len(view) == int(low.sum())
+
+
 def test_overwrite_gives_the_same_map_and_keeps_inputs_it_may_not_touch():
     m = random_map((10, 12, 14), seed=32)
     f = half_transform(m)

@@ -521,3 +521,18 @@ def test_bad_model_raises_model_format_error(tmp_path, name, content):
 def test_missing_model_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pdb"):
         read_model(tmp_path / "nowhere.pdb")
+
+
+def test_mean_std_over_a_mask_against_numpy():
+    """The chunked, masked statistics equal numpy's over the selected elements (chunks much
+    smaller than the array); a non-boolean mask is refused rather than used as indices."""
+    from voxscale.maps.map import mean_std
+    rng = np.random.default_rng(7)
+    data = rng.standard_normal((30, 20, 25)).astype(np.float32) * 3 + 1
+    mask = rng.random(data.shape) < 0.3
+    mean, sd = mean_std(data, mask=mask, chunk=997)
+    assert mean == pytest.approx(float(data[mask].astype(np.float64).mean()), rel=1e-12)
+    assert sd == pytest.approx(float(data[mask].astype(np.float64).std()), rel=1e-12)
+    assert all(np.isnan(mean_std(data, mask=np.zeros(data.shape, bool))))
+    with pytest.raises(TypeError, match="boolean"):
+        mean_std(data, mask=mask.astype(np.uint8))

@@ -317,12 +317,15 @@ inline void clip_row_axis(double start, double step, double top, std::ptrdiff_t&
 // of a 256³ resample). Rounding to whole voxels is enough: a prefetch fetches a whole line.
 inline std::int64_t prefetch_offset(const Affine& index_map, double rows_y, double rows_z,
                                     std::int64_t stride_y, std::int64_t stride_z,
-                                    std::int64_t reach = 1) {
+                                    std::int64_t reach, std::size_t n_samples) {
+  // in double, so that no transform (any finite matrix is allowed) can overflow an integer;
+  // an offset beyond the source is no use as a hint: none then
   const auto d = [&](int a) {
-    return std::llround(index_map.m[3 * a + 1] * rows_y + index_map.m[3 * a + 2] * rows_z) +
-           reach;
+    return std::round(index_map.m[3 * a + 1] * rows_y + index_map.m[3 * a + 2] * rows_z) +
+           double(reach);
   };
-  return d(0) + d(1) * stride_y + d(2) * stride_z;
+  const double offset = d(0) + d(1) * double(stride_y) + d(2) * double(stride_z);
+  return std::fabs(offset) < double(n_samples) ? std::int64_t(offset) : 0;
 }
 
 // Trilinear interpolation along one output row, every point known to be inside a source whose
@@ -405,14 +408,15 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
   // tile's next plane when the tile's own rows run out.
   constexpr std::size_t kAhead = 2;
   const std::int64_t stride_y = std::int64_t(src.nx), stride_z = std::int64_t(src.nx * src.ny);
+  const std::size_t n_src = src.size();
   const std::int64_t ahead_same_plane =
-      detail::prefetch_offset(index_map, double(kAhead), 0.0, stride_y, stride_z);
+      detail::prefetch_offset(index_map, double(kAhead), 0.0, stride_y, stride_z, 1, n_src);
   const std::int64_t ahead_next_plane = detail::prefetch_offset(
-      index_map, double(kAhead) - double(kTile[1]), 1.0, stride_y, stride_z);
+      index_map, double(kAhead) - double(kTile[1]), 1.0, stride_y, stride_z, 1, n_src);
   const std::int64_t cubic_same_plane =
-      detail::prefetch_offset(index_map, double(kAhead), 0.0, stride_y, stride_z, 2);
+      detail::prefetch_offset(index_map, double(kAhead), 0.0, stride_y, stride_z, 2, n_src);
   const std::int64_t cubic_next_plane = detail::prefetch_offset(
-      index_map, double(kAhead) - double(kTile[1]), 1.0, stride_y, stride_z, 2);
+      index_map, double(kAhead) - double(kTile[1]), 1.0, stride_y, stride_z, 2, n_src);
 #pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
   for (std::ptrdiff_t tile = 0; tile < std::ptrdiff_t(ntx * nty * ntz); ++tile) {
     const std::size_t tx = std::size_t(tile) % ntx, ty = (std::size_t(tile) / ntx) % nty,

@@ -399,7 +399,8 @@ def _checked_transform(transform, name: str) -> np.ndarray:
 
 #: Correlations at the best factor below these are "low" (unreliable) and "modest" (warning).
 LOW_CC, MODEST_CC = 0.3, 0.5
-#: A map-only placement whose best distinct other pose is this close is ambiguous.
+#: A map-only placement whose best distinct other pose is this close, relative to its own
+#: correlation, is ambiguous (relative: a scale error lowers both poses' scores at s = 1 alike).
 AMBIGUOUS_GAP = 0.02
 #: A map-only pose is confirmed when the fit at the best factor reaches this correlation: the
 #: search scores poses at s = 1, where a scale error of a few % over a large box leaves little
@@ -1046,11 +1047,11 @@ def scan_quality(result: "ScanResult") -> Quality:
         q.add("modest_correlation", f"the correlation at the best factor is only "
                                     f"{result.cc_best:.3f}")
     p = result.placement
-    if p.method == "maps" and not result.cc_best >= CONFIRMED_CC:
-        if not p.cc >= LOW_CC:
+    if p.method == "maps":
+        if not (p.cc >= LOW_CC or result.cc_best >= CONFIRMED_CC):
             q.add("weak_placement", f"the best map-only pose reaches a correlation of only "
                                     f"{p.cc:.3f}")
-        elif np.isfinite(p.gap) and p.gap < AMBIGUOUS_GAP and not p.symmetry_mate:
+        elif np.isfinite(p.gap) and p.gap < AMBIGUOUS_GAP * p.cc and not p.symmetry_mate:
             q.add("ambiguous_placement", f"two different poses fit about equally well "
                                          f"(correlation {p.cc:.3f} and {p.second_cc:.3f})")
     if result.mirror is not None and result.mirror.cc > result.cc_best + MIRROR_MARGIN:

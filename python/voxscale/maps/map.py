@@ -296,6 +296,9 @@ def mean_std(data: np.ndarray, *, mask: Optional[np.ndarray] = None, chunk: int 
     """
     flat = np.ravel(data)
     keep = None if mask is None else np.ravel(mask)
+    if keep is not None and keep.dtype != bool:
+        # an integer mask would index, not select
+        raise TypeError(f"mask must be boolean, not {keep.dtype}")
     if keep is not None and keep.shape != flat.shape:
         raise ValueError(f"mask has {keep.size} elements, the data {flat.size}")
 

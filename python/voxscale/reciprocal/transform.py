@@ -90,8 +90,8 @@ class StructureFactors:
     Built by :func:`structure_factors` as a view over the map's half-transform: ``hkl``, ``f``
     and ``d`` are computed when first read (they take 24 bytes a reflection more than the
     transform), and :func:`map_from_structure_factors` transforms the view straight back
-    unless ``f`` was read (and so may have been changed). Built directly, from arrays, it holds
-    those arrays.
+    unless ``hkl`` or ``f`` was read or set (and so may have been changed). Built directly, from
+    arrays, or by :meth:`subset`, it holds those arrays.
 
     Parameters
     ----------
@@ -115,6 +115,9 @@ class StructureFactors:
     def __init__(self, hkl, f, d, f000: float, grid_shape, cell, origin=None):
         self._hkl, self._f, self._d = hkl, f, d
         self._half = self._keep = self._nonzero = self._count = None
+        # a view whose hkl or f were handed out (and so may have been changed in place) is
+        # transformed back from its arrays, not from its half transform
+        self._touched = False
         self.f000 = float(f000)
         self.grid_shape = tuple(int(n) for n in grid_shape)
         self.cell = np.array(cell, dtype=np.float64)
@@ -130,45 +133,82 @@ class StructureFactors:
         sf._half, sf._keep = half, keep
         return sf
 
+    @property
+    def _untouched_view(self) -> bool:
+        return self._half is not None and not self._touched
+
     def _indices(self):
         if self._nonzero is None:
             self._nonzero = np.nonzero(self._keep)
         return self._nonzero
 
-    @property
-    def hkl(self) -> np.ndarray:
-        """numpy.ndarray of int32, shape (n, 3) : Miller indices (h, k, l)."""
+    def _miller(self) -> np.ndarray:
         if self._hkl is None:
             iz, iy, ix = self._indices()
             nz, ny, _ = self.grid_shape
             self._hkl = np.stack([ix, _signed(iy, ny), _signed(iz, nz)], axis=1).astype(np.int32)
         return self._hkl
 
-    @property
-    def f(self) -> np.ndarray:
-        """numpy.ndarray of complex64, shape (n,) : F(hkl); may be changed or replaced."""
+    def _values(self) -> np.ndarray:
         if self._f is None:
             self._f = self._half[self._indices()]
         return self._f
 
+    @property
+    def hkl(self) -> np.ndarray:
+        """numpy.ndarray of int32, shape (n, 3) : Miller indices (h, k, l); may be changed or
+        replaced (with ``f`` and ``d`` of the same length)."""
+        self._values()  # a view's values are fixed before its indices may change
+        self._touched = True
+        return self._miller()
+
+    @hkl.setter
+    def hkl(self, value) -> None:
+        self._values()
+        self._touched = True
+        self._hkl = value
+
+    @property
+    def f(self) -> np.ndarray:
+        """numpy.ndarray of complex64, shape (n,) : F(hkl); may be changed or replaced."""
+        self._touched = True
+        return self._values()
+
     @f.setter
     def f(self, value) -> None:
-        self.f  # a view's indices are fixed before its values are replaced
+        self._miller()  # a view's indices are fixed before its values are replaced
+        self._touched = True
         self._f = value
 
     @property
     def d(self) -> np.ndarray:
         """numpy.ndarray of float64, shape (n,) : resolution of each reflection in Å."""
         if self._d is None:
-            self._d = 1.0 / np.sqrt(((self.hkl / self.cell) ** 2).sum(axis=1))
+            self._d = 1.0 / np.sqrt(((self._miller() / self.cell) ** 2).sum(axis=1))
         return self._d
 
+    @d.setter
+    def d(self, value) -> None:
+        self._d = value
+
+    def subset(self, selection) -> "StructureFactors":
+        """The reflections ``selection`` (a mask, slice or indices) as structure factors of
+        their own (holding arrays, not a view).
+
+        Returns
+        -------
+        StructureFactors
+        """
+        return StructureFactors(self._miller()[selection], self._values()[selection],
+                                self.d[selection], self.f000, self.grid_shape, self.cell,
+                                self.origin)
+
     def __len__(self) -> int:
-        if self._keep is not None:
-            if self._count is None:
-                self._count = int(np.count_nonzero(self._keep))
-            return self._count
-        return len(self._f)
+        if self._f is not None:
+            return len(self._f)
+        if self._count is None:
+            self._count = int(np.count_nonzero(self._keep))
+        return self._count
 
     def __repr__(self) -> str:
         return (f"StructureFactors({len(self)} reflections, grid {self.grid_shape}, "
@@ -177,12 +217,12 @@ class StructureFactors:
     @property
     def amplitudes(self) -> np.ndarray:
         """numpy.ndarray : |F|, float32."""
-        return np.abs(self.f)
+        return np.abs(self._values())
 
     @property
     def phases(self) -> np.ndarray:
         """numpy.ndarray : Phases in degrees, (-180, 180], float32."""
-        return np.degrees(np.angle(self.f))
+        return np.degrees(np.angle(self._values()))
 
 
 def structure_factors(map: Map, d_min=None, *, nthreads: int = 0) -> StructureFactors:
@@ -251,7 +291,7 @@ def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000:
     if tuple(sf.grid_shape) != tuple(like.shape) or not np.allclose(sf.cell, like.cell):
         raise ValueError(f"structure factors of a {sf.grid_shape} grid with cell {tuple(sf.cell)} "
                          f"do not fit a map of shape {like.shape} and cell {tuple(like.cell)}")
-    if sf._half is not None and sf._f is None:  # an untouched view: its transform, masked
+    if sf._untouched_view:  # its transform, masked
         half = np.where(_with_friedel_mates(sf._keep, nx), sf._half, np.complex64(0))
         half[0, 0, 0] = sf.f000 if include_f000 else 0
         return map_from_half_transform(half, like, overwrite=True, nthreads=nthreads)
