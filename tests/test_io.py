@@ -536,3 +536,22 @@ def test_mean_std_over_a_mask_against_numpy():
     assert all(np.isnan(mean_std(data, mask=np.zeros(data.shape, bool))))
     with pytest.raises(TypeError, match="boolean"):
         mean_std(data, mask=mask.astype(np.uint8))
+
+
+@pytest.mark.parametrize("shape, voxel, radius", [((70, 23, 31), (0.9, 1.1, 1.3), 3.2),
+                                                  ((9, 40, 33), (1.0, 1.0, 1.0), 2.5),
+                                                  ((130, 17, 12), (0.7, 0.8, 0.6), 1.9)])
+def test_dilate_equals_a_ball_structuring_element(shape, voxel, radius):
+    """dilate (FFT in z-slabs, several slabs for 70 and 130 planes) against scipy's binary
+    dilation with the ball of the same radius in Å, voxel sizes x, y, z."""
+    import scipy.ndimage as ndi
+    from voxscale.maps.masks import dilate
+    rng = np.random.default_rng(11)
+    mask = rng.random(shape) < 0.002
+    mask[0, 0, 0] = mask[-1, -1, -1] = True  # corners: no wrap-around may reach the far side
+    like = Map(np.zeros(shape, np.float32), voxel)
+    half = [int(radius // v) for v in voxel[::-1]]  # z, y, x half-widths in voxels
+    iz, iy, ix = np.meshgrid(*(np.arange(-h, h + 1) for h in half), indexing="ij")
+    ball = (iz * voxel[2]) ** 2 + (iy * voxel[1]) ** 2 + (ix * voxel[0]) ** 2 <= radius ** 2
+    expected = ndi.binary_dilation(mask, structure=ball)
+    np.testing.assert_array_equal(dilate(mask, like, radius), expected)
