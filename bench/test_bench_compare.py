@@ -13,8 +13,8 @@ estimate for the pair. Rows:
 - peak RSS against 4 × the bytes of the two maps read (ratio = 4 × bytes / peak), with the
   memory guard's estimate, which must stay an upper bound of the peak (asserted).
 
-The 400³ case is marked ``slow``: ``python -m pytest bench -m slow -s`` runs it (a few minutes
-with the generation of its maps); the default benchmark run leaves it out.
+The 400³ case is marked ``slow``: ``python -m pytest bench -m slow -s`` runs it (about a
+minute with the generation of its maps); the default benchmark run leaves it out.
 """
 from __future__ import annotations
 
