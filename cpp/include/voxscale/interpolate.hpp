@@ -310,11 +310,11 @@ inline void clip_row_axis(double start, double step, double top, std::ptrdiff_t&
 }
 
 // How far (in samples) the reads of a row's point lie from the corner (x+reach, y+reach,
-// z+reach) of its taps that a later row will read for the first time (reach 1 for trilinear,
-// 2 for cubic), when that row is (dy, dz) output rows away: the
-// rotated reads of a row cross source lines diagonally, which the hardware prefetchers do not
-// follow, so without this every first touch of a line waits for memory (about half the time
-// of a 256³ resample). Rounding to whole voxels is enough: a prefetch fetches a whole line.
+// z+reach) of its taps that a later row, (rows_y, rows_z) output rows away, reads first
+// (reach 1 for trilinear, 2 for cubic). The rotated reads of a row cross source lines
+// diagonally, which the hardware prefetchers do not follow, so without this every first touch
+// of a line waits for memory (about half the time of a 256³ resample). Rounding to whole
+// voxels is enough: a prefetch fetches a whole line.
 inline std::int64_t prefetch_offset(const Affine& index_map, double rows_y, double rows_z,
                                     std::int64_t stride_y, std::int64_t stride_z,
                                     std::int64_t reach, std::size_t n_samples) {
@@ -408,15 +408,11 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
   // tile's next plane when the tile's own rows run out.
   constexpr std::size_t kAhead = 2;
   const std::int64_t stride_y = std::int64_t(src.nx), stride_z = std::int64_t(src.nx * src.ny);
-  const std::size_t n_src = src.size();
-  const std::int64_t ahead_same_plane =
-      detail::prefetch_offset(index_map, double(kAhead), 0.0, stride_y, stride_z, 1, n_src);
+  const std::int64_t reach = order == 3 ? 2 : 1;
+  const std::int64_t ahead_same_plane = detail::prefetch_offset(
+      index_map, double(kAhead), 0.0, stride_y, stride_z, reach, src.size());
   const std::int64_t ahead_next_plane = detail::prefetch_offset(
-      index_map, double(kAhead) - double(kTile[1]), 1.0, stride_y, stride_z, 1, n_src);
-  const std::int64_t cubic_same_plane =
-      detail::prefetch_offset(index_map, double(kAhead), 0.0, stride_y, stride_z, 2, n_src);
-  const std::int64_t cubic_next_plane = detail::prefetch_offset(
-      index_map, double(kAhead) - double(kTile[1]), 1.0, stride_y, stride_z, 2, n_src);
+      index_map, double(kAhead) - double(kTile[1]), 1.0, stride_y, stride_z, reach, src.size());
 #pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
   for (std::ptrdiff_t tile = 0; tile < std::ptrdiff_t(ntx * nty * ntz); ++tile) {
     const std::size_t tx = std::size_t(tile) % ntx, ty = (std::size_t(tile) / ntx) % nty,
@@ -438,9 +434,8 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
         }
         std::fill(o + x_begin, o + lo, fill);
         std::fill(o + hi + 1, o + x_end, fill);
+        const std::int64_t ahead = iy + kAhead < y_end ? ahead_same_plane : ahead_next_plane;
         if (fast_linear) {
-          const std::int64_t ahead =
-              iy + kAhead < y_end ? ahead_same_plane : ahead_next_plane;
 #if VOXSCALE_X86_DISPATCH
           if (linear_simd == SimdLevel::avx512) {
             detail::trilinear_row_avx512(lin, start.data(), step, lo, hi, ahead, o);
@@ -454,7 +449,6 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
           detail::trilinear_row(src, start, sx, sy, sz, lo, hi, ahead, o);
           continue;
         }
-        const std::int64_t ahead = iy + kAhead < y_end ? cubic_same_plane : cubic_next_plane;
         for (std::ptrdiff_t ix = lo; ix <= hi; ++ix) {
           double fx = start[0] + sx * double(ix);
           double fy = start[1] + sy * double(ix);

@@ -167,7 +167,7 @@ class MapMatcher:
         The common resolution (Å) to use instead of the FSC's.
     transforms : tuple of numpy.ndarray, optional
         ``(half_transform(ref), half_transform(target))`` when the caller has them (kept and
-        read, not changed); default: computed here.
+        read, not changed); either None (the default) is computed here.
     nthreads : int, optional
 
     Attributes
@@ -181,7 +181,7 @@ class MapMatcher:
     """
 
     def __init__(self, ref: Map, target: Map, transform, *, d_min: Optional[float] = None,
-                 transforms=None, nthreads: int = 0):
+                 transforms=(None, None), nthreads: int = 0):
         self.nthreads = nthreads = resolve_threads(nthreads)
         self.ref, self.target = ref, target
         self.nyquist = 2.0 * float(max(np.max(ref.voxel_size), np.max(target.voxel_size)))
@@ -191,13 +191,13 @@ class MapMatcher:
             self.source = "given"
         else:
             self.d_common, self.source = None, "full"
-        given = transforms if transforms is not None else (None, None)
-        self.f_ref = given[0] if given[0] is not None else half_transform(ref, nthreads=nthreads)
+        given_ref, given_tgt = transforms
+        self.f_ref = given_ref if given_ref is not None else half_transform(ref, nthreads=nthreads)
         edges = shell_edges(None, default_d_min(ref), N_SHELLS)
         self._edges = edges
         self._shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
         self.measure(transform, 1.0, fall_off=False)
-        self.f_tgt = (given[1] if given[1] is not None
+        self.f_tgt = (given_tgt if given_tgt is not None
                       else half_transform(target, nthreads=nthreads))
 
     def measure(self, transform, scale: float, *, fall_off: bool = True) -> None:

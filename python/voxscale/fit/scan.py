@@ -744,19 +744,16 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
             matched_info["relative_B"] = delta_b
         del matcher
     reverse = None
-    if opts.both_directions and opts.scales is None:
-        if ref_pts is None:
-            ref_pts = fit_points(ref, None, max_points=opts.max_points, role="reference",
-                                 nthreads=nthreads)
+    if opts.both_directions and opts.scales is None:  # ref_pts were chosen above
         target_grid = ReferenceGrid(target if matched_target is None else matched_target,
                                     order=opts.order, nthreads=nthreads, keep_map=False)
-        matched_target = None
+        matched_target = None  # memory: only its coefficients are needed now
         reverse = _direction(target_grid, ref_pts,
                              _reverse_start(forward, ref_pts.center, pts.center),
                              _local_options(opts), centre=1.0 / forward.best_scale,
                              widen_to=None, progress=None, nthreads=nthreads)
         del target_grid
-    matched_target = None
+    del matched_target
     best, uncertainty = _combine(forward, reverse)
     final = ScaleSweep(grid, pts, forward.transform, nthreads=nthreads)
     final.fits = dict(forward.fits)

@@ -216,7 +216,7 @@ class PlacementSearch:
     def __init__(self, ref: Map, target: Map, *, points: Optional[FitPoints] = None,
                  ref_points: Optional[FitPoints] = None,
                  contour=None, reference_grid: Optional[ReferenceGrid] = None,
-                 n_rotations: int = 720, n_refine: int = 6, transforms=None,
+                 n_rotations: int = 720, n_refine: int = 6, transforms=(None, None),
                  nthreads: int = 0):
         self.nthreads = nthreads = resolve_threads(nthreads)
         self.ref, self.target = ref, target
@@ -225,10 +225,8 @@ class PlacementSearch:
         voxel = max(voxel, 2.0 * float(max(np.max(ref.voxel_size),
                                            np.max(target.voxel_size))))
         self.voxel, self.resolution = voxel, 2.5 * voxel
-        given = transforms if transforms is not None else (None, None)
-        coarse_ref = _coarse(ref, voxel, self.resolution, nthreads, given[0])
-        coarse_tgt = _coarse(target, voxel, self.resolution, nthreads, given[1])
-        del given
+        coarse_ref = _coarse(ref, voxel, self.resolution, nthreads, transforms[0])
+        coarse_tgt = _coarse(target, voxel, self.resolution, nthreads, transforms[1])
         # the template: the target's envelope, zero-mean inside it and zero outside
         level = float(coarse_tgt.data.mean() + coarse_tgt.data.std())
         mask = coarse_tgt.data > level

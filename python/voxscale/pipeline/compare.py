@@ -382,7 +382,8 @@ def sigma_region(ref: Map, molecule: np.ndarray):
     """Where σ of a difference without half maps comes from: ``("solvent", mask)`` when the
     solvent is large enough (5 % of the box and 1000 voxels) and carries noise;
     ``("molecule", mask)`` when it is flat (a masked map, spread below FLAT_SOLVENT of the
-    molecule's: its spread is no measure of the noise); ``("box", None)`` when there is hardly any solvent."""
+    molecule's: its spread is no measure of the noise); ``("box", None)`` when there is
+    hardly any solvent."""
     solvent = ~molecule
     n = int(np.count_nonzero(solvent))
     if n < max(MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION * solvent.size):

@@ -188,7 +188,7 @@ class DifferenceResult:
 
 def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str,
                             scaling_target: str, n_shells: int, nthreads: int,
-                            transforms=None):
+                            transforms=(None, None)):
     """Half-transforms of both maps with the target's scaled onto the reference's, and the
     scaling (fitted on the unique reflections in the range). ``transforms``: the maps' half
     transforms when the caller has them (either may be None); the reference's is only read,
@@ -200,11 +200,8 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
         if is_constant(m.data):
             raise VoxscaleError(f"the {name} map is constant: it has no structure factors to "
                                 "compare")
-    f_ref, f_tgt = transforms if transforms is not None else (None, None)
-    if f_ref is None:
-        f_ref = half_transform(ref, nthreads=nthreads)
-    if f_tgt is None:
-        f_tgt = half_transform(target, nthreads=nthreads)
+    f_ref, f_tgt = (f if f is not None else half_transform(m, nthreads=nthreads)
+                    for f, m in zip(transforms, (ref, target)))
     s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
     unique = shell_index(ref.shape, ref.cell,
                          np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
@@ -235,7 +232,7 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
 
 def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
                        scaling: str = "isotropic", scaling_target: str = "wilson",
-                       n_shells: int = 20, transforms=None,
+                       n_shells: int = 20, transforms=(None, None),
                        nthreads: int = 0) -> ScalingResult:
     """Amplitude scaling and per-shell statistics of two maps on one grid (no difference map).
 
@@ -245,7 +242,8 @@ def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
         See :func:`vector_difference`.
     transforms : tuple, optional
         ``(half_transform(ref), half_transform(target))`` when the caller has them, either
-        may be None (computed here); the reference's is only read, the target's is changed.
+        may be None (the default: computed here); the reference's is only read, the
+        target's is changed.
 
     Returns
     -------
@@ -260,7 +258,7 @@ def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                       scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
-                      noise=None, n_shells: int = 20, transforms=None,
+                      noise=None, n_shells: int = 20, transforms=(None, None),
                       nthreads: int = 0) -> DifferenceResult:
     """Scale the target onto the reference by resolution and form the vector difference.
 
@@ -288,7 +286,8 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         Shells of the statistics.
     transforms : tuple of numpy.ndarray, optional
         ``(half_transform(ref), half_transform(target))`` when the caller has them (the
-        result keeps both, the target's scaled in place); default: computed here.
+        result keeps both, the target's scaled in place); either None (the default) is
+        computed here.
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -419,7 +418,7 @@ def difference_map(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 
 def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
-                          transforms=None, nthreads: int = 0) -> Map:
+                          transforms=(None, None), nthreads: int = 0) -> Map:
     """Real-space difference target − reference of the two maps normalised to equal σ.
 
     Parameters
@@ -432,7 +431,7 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
         Region over which the means and σ are taken (default the whole box).
     transforms : tuple of numpy.ndarray, optional
         ``(half_transform(ref), half_transform(target))`` when the caller has them (read,
-        not changed), for the low-pass; default: computed here.
+        not changed), for the low-pass; either None (the default) is computed here.
     nthreads : int, optional
 
     Returns
@@ -459,7 +458,7 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
         data /= np.float32(sd)
         return data
 
-    f_ref, f_tgt = transforms if transforms is not None else (None, None)
+    f_ref, f_tgt = transforms
     out = normalised(target, f_tgt)
     out -= normalised(ref, f_ref)
     return Map(out, ref.voxel_size, ref.origin)

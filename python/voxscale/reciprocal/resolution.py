@@ -117,7 +117,7 @@ def power_resolution(m: Map, *, nthreads: int = 0) -> float:
 
 
 def signal_resolution(ref: Map, target: Map, *, half_map_resolutions=None,
-                      resampled_voxel: Optional[float] = None, transforms=None,
+                      resampled_voxel: Optional[float] = None, transforms=(None, None),
                       nthreads: int = 0) -> ResolutionChoice:
     """The default high-resolution limit of comparing two maps on one grid.
 
@@ -134,7 +134,7 @@ def signal_resolution(ref: Map, target: Map, *, half_map_resolutions=None,
         (finer, it damps and aliases what it moves), which limits d_min as well.
     transforms : tuple of numpy.ndarray, optional
         ``(half_transform(ref), half_transform(target))`` when the caller has them (read,
-        not changed); default: computed here.
+        not changed); either None (the default) is computed here.
     nthreads : int, optional
 
     Returns
@@ -165,8 +165,8 @@ def _signal_choice(ref: Map, target: Map, half_map_resolutions, transforms, nthr
             ref_half_maps=d_ref, target_half_maps=d_tgt)
     edges = shell_edges(None, 2.0 * float(np.max(ref.voxel_size)), N_SHELLS)
     shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
-    f_ref, f_tgt = transforms if transforms is not None else (
-        half_transform(ref, nthreads=nthreads), half_transform(target, nthreads=nthreads))
+    f_ref, f_tgt = (f if f is not None else half_transform(m, nthreads=nthreads)
+                    for f, m in zip(transforms, (ref, target)))
     sums = shell_sums(f_ref, f_tgt, shells, N_SHELLS, nthreads=nthreads)
     del f_ref, f_tgt
     count = np.maximum(sums.count, 1)
