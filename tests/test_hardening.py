@@ -274,7 +274,10 @@ def test_a_signal_leaves_nothing(signum, code, inputs, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "voxscale", "compare", inputs["ref"],
                              inputs["tgt"], "--out", str(out), "--threads", "1",
                              "--step", "0.0005"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background (`pytest &`) has SIGINT
+                            # ignored, which the child would inherit: give it the default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait until it is working (its lock exists), then interrupt it
     lock = OutputLock(out).path
     deadline = time.monotonic() + 60

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import OptionError, VoxscaleError
 from ..maps.map import Map, is_constant
 from ..maps.models import check_model_in_map
-from ..maps.interpolation import resample
+from ..maps.interpolation import index_map, resample_by_index, spline_coefficients
 from ..reciprocal.transform import half_transform
 from ..quality import Quality
 from ..threads import resolve_threads
@@ -30,6 +30,7 @@ from .points import FitPoints, fit_points
 from .rigid import FitResult, ReferenceGrid, TransformSummary, rigid_fit
 
 __all__ = ["ScanOptions", "ScanResult", "ScaleSweep", "scan_voxel_scale", "refine_peak",
+           "correction_index_map", "resampling_round_trip", "target_coverage",
            "peak_of_curve", "factor_grid", "corrected_target", "Progress", "MAX_FACTORS"]
 
 #: ``progress(done, total, message)``: the one progress callback of voxscale's long steps.
@@ -935,13 +936,99 @@ def corrected_target(ref: Map, target: Map, result: ScanResult, *, order: int = 
     Map
         On the reference grid (shape, voxel size, origin), 0 outside the target's box.
     """
-    nthreads = resolve_threads(nthreads)
+    return resample_by_index(target, ref, correction_index_map(ref, target, result,
+                                                                anisotropic=anisotropic),
+                             order, coefficients=coefficients, nthreads=nthreads)
+
+
+def correction_index_map(ref: Map, target: Map, result: ScanResult, *,
+                         anisotropic: bool = True) -> np.ndarray:
+    """The correction as an affine map of voxel indices: reference voxel (ix, iy, iz) to the
+    target's fractional index (see :func:`voxscale.index_map`; parameters as for
+    :func:`corrected_target`).
+
+    Returns
+    -------
+    numpy.ndarray, shape (3, 4)
+    """
     if anisotropic and result.anisotropic is not None:
         transform, scale = result.anisotropic["transform"], result.anisotropic["scale_matrix"]
     else:
         transform, scale = result.transform, result.best_scale
-    return resample(target, ref, transform, scale, order=order, coefficients=coefficients,
-                    nthreads=nthreads)
+    return index_map(target, ref, transform, scale)
+
+
+def resampling_round_trip(ref: Map, target: Map, result: ScanResult, *,
+                          anisotropic: bool = True, nthreads: int = 0) -> Map:
+    """The reference resampled onto the target's grid through the inverse of the correction
+    and back through the correction, both cubic.
+
+    If the target is the reference's data on another grid (resampled once onto it, and
+    corrected back), its corrected copy carries exactly this error: its difference from the
+    reference is the error that resampling between the two grids makes, where and as
+    strongly as the comparison makes it. (The target's own round trip would underestimate
+    it: a target that was resampled once is already smoother than the reference; measured
+    on EMD-3488 rotated by 70°, half the error variance.)
+
+    Parameters
+    ----------
+    ref, target : Map
+        The maps given to the scan.
+    result : ScanResult
+        The scan's result.
+    anisotropic : bool, optional
+        As for :func:`corrected_target`.
+    nthreads : int, optional
+        Threads (0 = all available).
+
+    Returns
+    -------
+    Map
+        On the reference grid; 0 where the target's box does not reach.
+    """
+    nthreads = resolve_threads(nthreads)
+    forward = correction_index_map(ref, target, result, anisotropic=anisotropic)
+    backward = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 0.0, 1.0]]))[:3]
+    there = resample_by_index(ref, target, backward, 3, nthreads=nthreads)
+    coefficients = spline_coefficients(there.data, nthreads=nthreads)
+    del there
+    return resample_by_index(target, ref, forward, 3, coefficients=coefficients,
+                             nthreads=nthreads)
+
+
+def target_coverage(ref: Map, target: Map, result: ScanResult, margin: float, *,
+                    anisotropic: bool = True, nthreads: int = 0) -> np.ndarray:
+    """Reference voxels that the corrected target covers, at least ``margin`` Å inside its
+    box: beyond it the corrected target has no data (0), and a difference there is the
+    reference's density, not a change.
+
+    Parameters
+    ----------
+    ref, target : Map
+        The maps given to the scan.
+    result : ScanResult
+        The scan's result.
+    margin : float
+        Distance (Å) from the target's box faces (its voxel centres) that counts as outside.
+    anisotropic, nthreads
+        As for :func:`corrected_target`.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape of the reference
+    """
+    nthreads = resolve_threads(nthreads)
+    inner = np.zeros(target.shape, np.float32)
+    # in voxels of the corrected target (z, y, x)
+    lo = np.ceil(margin / (target.voxel_size[::-1] * result.best_scale)).astype(int)
+    hi = np.asarray(target.shape) - lo
+    if np.all(hi > lo):
+        inner[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1.0
+    inside = resample_by_index(Map._on_grid_of(inner, target), ref,
+                               correction_index_map(ref, target, result,
+                                                    anisotropic=anisotropic),
+                               1, nthreads=nthreads).data
+    return inside > 0.5
 
 
 #: Edge (Å) of the blocks that make the fit-point subsets: larger than the correlation length

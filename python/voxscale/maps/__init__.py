@@ -22,9 +22,11 @@ from .models import (CalphaResidue, calpha_residues, check_model_in_map, model_a
                      read_model, transform_structure)
 from .mrc import MapHeader, read_map, read_map_header, write_map
 from .mtz import write_mtz
-from .interpolation import Interpolator, index_map, interpolate, resample, spline_coefficients
+from .interpolation import (Interpolator, index_map, interpolate, resample, resample_by_index,
+                            spline_coefficients)
 
 __all__ = ["correlation", "Map", "relabel_voxel_size", "CalphaResidue", "calpha_residues",
            "check_model_in_map", "model_atom_positions", "read_model", "transform_structure",
            "MapHeader", "read_map", "read_map_header", "write_map", "write_mtz",
-           "Interpolator", "index_map", "interpolate", "resample", "spline_coefficients"]
+           "Interpolator", "index_map", "interpolate", "resample", "resample_by_index",
+           "spline_coefficients"]

@@ -22,7 +22,8 @@ from ..errors import OptionError
 from ..threads import resolve_threads
 from .map import Map
 
-__all__ = ["Interpolator", "interpolate", "resample", "spline_coefficients", "index_map"]
+__all__ = ["Interpolator", "interpolate", "resample", "resample_by_index", "spline_coefficients",
+           "index_map"]
 
 
 def _check_order(order: int) -> int:
@@ -260,8 +261,35 @@ def resample(map: Map, onto: Map, transform=None, scale=1.0, order: int = 1, *,
     >>> bool(np.allclose(same.data, m.data))
     True
     """
+    return resample_by_index(map, onto, index_map(map, onto, transform, scale), order,
+                             fill=fill, coefficients=coefficients, nthreads=nthreads)
+
+
+def resample_by_index(map: Map, onto: Map, matrix, order: int = 1, *, fill: float = 0.0,
+                      coefficients=None, nthreads: int = 0) -> Map:
+    """Sample a map on the grid of another through an affine map of voxel indices: the
+    general form of :func:`resample` (for example its inverse, whose scaling is about the
+    other map's centre).
+
+    Parameters
+    ----------
+    map, onto : Map
+        The map to sample, and the map whose grid the result takes (its data are unused).
+    matrix : array_like, shape (3, 4)
+        M with index of ``map`` = M · (ix, iy, iz, 1) for each voxel of ``onto`` (x, y, z
+        order; :func:`index_map` gives it for a transform and a voxel-scale factor).
+    order, fill, coefficients, nthreads
+        See :func:`resample`.
+
+    Returns
+    -------
+    Map
+        Data of shape ``onto.shape`` with ``onto``'s voxel size and origin.
+    """
     _check_order(order)
-    matrix = index_map(map, onto, transform, scale)
+    matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+    if matrix.shape != (3, 4) or not np.all(np.isfinite(matrix)):
+        raise ValueError(f"the index map must be a finite 3x4 matrix, got shape {matrix.shape}")
     nthreads = resolve_threads(nthreads)
     if order == 1:
         grid = map.data

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..analysis.expansion import expansion as model_expansion
 from ..errors import MapFormatError, ModelFormatError, ModelMismatchError, VoxscaleError
-from ..fit.scan import Progress, ScanOptions, ScanResult, corrected_target, scan_voxel_scale
+from ..fit.scan import (Progress, ScanOptions, ScanResult, corrected_target,
+                        resampling_round_trip, scan_voxel_scale, target_coverage)
 from ..maps.map import Map
 from ..maps.models import calpha_residues, check_model_in_map, read_model, transform_structure
 from ..maps.mrc import read_map
@@ -107,6 +108,10 @@ class CompareResult:
         (with half maps).
     ref_model : gemmi.Structure or None
         The reference model, for the scored copy.
+    target_coverage : float or None
+        Fraction of the reference box that the corrected target covers at least two
+        resolution elements inside its own box (with difference maps): peaks and σ come from
+        there only.
     """
 
     scan: ScanResult
@@ -130,6 +135,7 @@ class CompareResult:
     residue_scores: Optional[ResidueScores] = None
     half_maps: Optional[dict] = None
     ref_model: object = None
+    target_coverage: Optional[float] = None
 
     def to_dict(self) -> dict:
         """Every number, machine-readable: the content of ``summary.json``.
@@ -231,6 +237,13 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     Returns
     -------
     CompareResult
+
+    Notes
+    -----
+    Peaks, σ and the residue scores come only from where the corrected target has data, at
+    least two resolution elements inside its box. Without half maps the error of resampling
+    between the two grids is a per-voxel floor under σ (:func:`voxscale.vector_difference`'s
+    ``resampling``; docs/method.md §1 step 6).
     """
     nthreads = resolve_threads(nthreads)
     if d_min is not None:
@@ -314,26 +327,33 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         if target_model is not None:
             moved = _model_into_reference(target_model, scan)
             models["target"] = moved
-        molecule = solvent = None
+        molecule = covered = None
         if difference:
             molecule = molecular_region(ref, corrected, models.values(), mask, d_min,
                                         nthreads=nthreads)
-            noise = region = None
+            # where the corrected target has data (beyond its box it is 0, and the difference
+            # there is the reference itself): peaks and σ come from inside it
+            covered = target_coverage(ref, target, scan, EDGE_RESOLUTION_ELEMENTS * d_min,
+                                      nthreads=nthreads)
+            noise = region = round_trip = None
             if ref_noise is not None:
                 noise = (ref_noise.noise, corrected_target(ref, target_noise.noise, scan,
                                                            nthreads=nthreads))
                 sigma_name = "half_maps"
             else:
-                sigma_name, region = sigma_region(ref, molecule)
+                sigma_name, region = sigma_region(ref, molecule, covered)
+                # the error resampling between the grids makes is a floor under σ: without
+                # it a masked map's flat solvent lets interpolation error pass for peaks
+                round_trip = resampling_round_trip(ref, target, scan, nthreads=nthreads)
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
                                                transforms=(f_ref, f_cor))
             # with half maps, z-scores of the noise over the molecule, where peaks are sought
             # (the rotated target's box may leave the reference's corners without its noise)
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
                                      noise=noise, mask=molecule if noise is not None else region,
-                                     transforms=(f_ref, f_cor))
+                                     resampling=round_trip, transforms=(f_ref, f_cor))
             diff.sigma_source = sigma_name
-            del noise, region
+            del noise, region, round_trip
             after = diff.scaling
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,
@@ -343,11 +363,12 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     if difference:
         with step("peaks"):
             peaks = find_peaks(diff.map, sigma, models, nthreads=nthreads,
-                               mask=molecule if mask is not None or not models else None,
+                               mask=covered & molecule if mask is not None or not models
+                               else covered,
                                max_distance=max_distance if models else None,
                                edge_margin=EDGE_RESOLUTION_ELEMENTS * d_min)
             if ref_model is not None:
-                scores = residue_scores(diff.map, ref_model, nthreads=nthreads)
+                scores = residue_scores(diff.map, ref_model, mask=covered, nthreads=nthreads)
     parameters = {"resolution": [d_max, d_min], "resolution_choice": choice.to_dict(),
                   "threads": nthreads, "sigma": sigma, "max_distance": max_distance,
                   "half_maps": ref_noise is not None,
@@ -371,27 +392,33 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                          resolution=choice, residue_scores=scores, half_maps={
                              "reference": ref_noise, "target": target_noise}
                          if ref_noise is not None else None,
-                         ref_model=ref_model)
+                         ref_model=ref_model,
+                         target_coverage=None if covered is None else float(covered.mean()))
 
 
 def _half_names(role: str) -> tuple:
     return (f"the {role}'s half map 1", f"the {role}'s half map 2")
 
 
-def sigma_region(ref: Map, molecule: np.ndarray):
+def sigma_region(ref: Map, molecule: np.ndarray, covered: Optional[np.ndarray] = None):
     """Where σ of a difference without half maps comes from: ``("solvent", mask)`` when the
     solvent is large enough (5 % of the box and 1000 voxels) and carries noise;
     ``("molecule", mask)`` when it is flat (a masked map, spread below FLAT_SOLVENT of the
     molecule's: its spread is no measure of the noise); ``("box", None)`` when there is
-    hardly any solvent."""
-    solvent = ~molecule
+    hardly any solvent. ``covered``: the voxels where the corrected target has data; the
+    regions are limited to them (when that leaves any)."""
+    if covered is not None and covered.any():
+        molecule = molecule & covered
+        solvent = covered & ~molecule
+    else:
+        solvent = ~molecule
     n = int(np.count_nonzero(solvent))
     if n < max(MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION * solvent.size):
         return "box", None
     spread_solvent = mean_std(ref.data, mask=solvent)[1]
-    spread_molecule = mean_std(ref.data, mask=molecule)[1]
+    spread_molecule = mean_std(ref.data, mask=molecule)[1] if molecule.any() else 0.0
     if not spread_solvent > FLAT_SOLVENT * spread_molecule:
-        return "molecule", molecule
+        return ("molecule", molecule) if molecule.any() else ("box", None)
     return "solvent", solvent
 
 
@@ -495,11 +522,12 @@ def difference_verdict(diff: DifferenceResult, peaks: Optional[PeakTable],
     if diff.sigma_source == "half_maps":
         return (f"{found} z-scores of the half-map noise" if n else
                 f"no difference beyond the noise: {found} z-scores of the half-map noise")
+    floor = " (the resampling error a floor under σ)" if diff.resampling_floor else ""
     if diff.sigma_source in ("solvent", "mask"):
-        return f"{found} σ of the difference over the {diff.sigma_source}"
+        return f"{found} σ of the difference over the {diff.sigma_source}{floor}"
     # σ from the difference itself: peaks are relative to the difference, not to the noise
-    return (f"{found} σ of the difference over the {diff.sigma_source}, its own spread and "
-            "not the noise: give half maps to know what is beyond the noise")
+    return (f"{found} σ of the difference over the {diff.sigma_source}{floor}, its own spread "
+            "and not the noise: give half maps to know what is beyond the noise")
 
 
 def amplitude_quality(before: ScalingResult, after: ScalingResult) -> Quality:

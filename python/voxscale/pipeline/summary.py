@@ -105,8 +105,12 @@ def summary(result: CompareResult, *, inputs: Optional[dict] = None,
             "sigma": result.difference.sigma,
             "sigma_source": result.difference.sigma_source,
             "units": "z-scores of the noise" if result.difference.sigma_source == "half_maps"
-            else f"σ of the difference over the {result.difference.sigma_source}",
+            else f"σ of the difference over the {result.difference.sigma_source}"
+            + (", with the resampling error as a per-voxel floor"
+               if result.difference.resampling_floor else ""),
             "weights": result.difference.weights,
+            "resampling_floor": result.difference.resampling_floor,
+            "target_coverage": result.target_coverage,
             "peak_threshold_sigma": parameters.get("sigma", 4.0),
             "peaks_found": None if result.peaks is None else result.peaks.n_found,
             "peaks_capped": None if result.peaks is None else result.peaks.capped,

@@ -22,15 +22,15 @@ import numpy as np
 from ..errors import GridMismatchError, VoxscaleError
 from ..maps.map import Map, is_constant, mean_std
 from ..threads import resolve_threads
-from .scaling import ScalingResult, scale_arrays
+from .scaling import SIGNAL_FSC_CAP, SIGNAL_FSC_FLOOR, ScalingResult, scale_arrays
 from .shells import (D_MIN_TOLERANCE, check_resolution_range, resolution_from_fsc,
                      shell_edges, shell_index, shell_sums)
 from .transform import (StructureFactors, _unique_reflections, half_grid_frequencies,
-                        half_transform, low_pass, low_pass_of_transform,
-                        map_from_half_transform, resolution_mask)
+                        gaussian_smooth_transform, half_transform, low_pass,
+                        low_pass_of_transform, map_from_half_transform, resolution_mask)
 
-__all__ = ["DifferenceResult", "difference_map", "vector_difference", "compare_amplitudes",
-           "real_space_difference",
+__all__ = ["DifferenceResult", "difference_map", "vector_difference",
+           "compare_amplitudes", "real_space_difference",
            "default_d_min", "check_same_grid", "estimate_resolution", "resolution_from_fsc"]
 
 
@@ -138,8 +138,9 @@ class DifferenceResult:
     scaling : ScalingResult
         Amplitude scaling of the target onto the reference.
     sigma : float
-        The σ (in the maps' density units) that the map was divided by; 0 when the maps do
-        not differ in the range (the map is then all zero).
+        The σ (in the maps' density units) that the map was divided by (with a resampling
+        floor, √(σ² + floor) per voxel); 0 when the maps do not differ in the range (the map
+        is then all zero).
     f_ref, f_tgt_scaled : numpy.ndarray of complex64
         Half-transforms of the reference and of the scaled target (for MTZ output).
     sigma_source : str
@@ -150,6 +151,11 @@ class DifferenceResult:
     weights : list of dict or None
         With half maps: per shell ``d_max``, ``d_min`` (Å), ``weight``,
         ``power_difference`` and ``power_noise``.
+    resampling_floor : dict or None
+        When the map was divided by √(σ² + floor), the floor being the local mean square of
+        the resampling error (``resampling`` of :func:`vector_difference`): the floor's width
+        (``width_fwhm_d_min``) and the median and largest √floor / σ over the σ region
+        (``rms_over_sigma_median``, ``rms_over_sigma_max``).
     """
 
     map: Map
@@ -159,6 +165,7 @@ class DifferenceResult:
     f_tgt_scaled: np.ndarray = field(repr=False)
     sigma_source: str = "box"
     weights: Optional[list] = None
+    resampling_floor: Optional[dict] = None
 
     def structure_factors(self):
         """Unique reflections to d_min of the reference and of the scaled target.
@@ -258,8 +265,8 @@ def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                       scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
-                      noise=None, n_shells: int = 20, transforms=(None, None),
-                      nthreads: int = 0) -> DifferenceResult:
+                      noise=None, resampling=None, n_shells: int = 20,
+                      transforms=(None, None), nthreads: int = 0) -> DifferenceResult:
     """Scale the target onto the reference by resolution and form the vector difference.
 
     Parameters
@@ -282,6 +289,14 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         shell weighted by max(0, 1 − noise power / difference power), and the map divided by
         the standard deviation of the noise propagated through the same scaling and weights
         (over ``mask`` when given), so that its values are z-scores.
+    resampling : Map, optional
+        Without ``noise``: the reference after a resampling round trip between the two grids
+        (:func:`voxscale.fit.resampling_round_trip`). Its difference from the reference, less
+        the in-phase part of each shell (the attenuation that the amplitude scaling absorbs)
+        and limited to the range, is the error that resampling makes; its local mean square
+        (Gaussian, FWHM d_min) is a per-voxel floor added to σ², so that the map is
+        Δ / √(σ² + floor) and resampling error alone is not a peak (see
+        :attr:`DifferenceResult.resampling_floor`).
     n_shells : int, optional
         Shells of the statistics.
     transforms : tuple of numpy.ndarray, optional
@@ -304,7 +319,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     delta = np.subtract(f_tgt, f_ref)
     delta *= in_range
     region = None if mask is None else _mask_array(mask, ref.shape)
-    weights = None
+    weights = floor_summary = None
     if noise is None:
         del factor
         diff = map_from_half_transform(delta, ref, overwrite=True, nthreads=nthreads)
@@ -313,6 +328,11 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         source = "box" if mask is None else "mask"
         if sigma < ROUNDING_SIGMA * mean_std(ref.data)[1]:
             sigma = 0.0
+        if resampling is not None and sigma > 0:
+            floor = _resampling_floor(ref, resampling, f_ref, d_max, d_min,
+                                      nthreads=nthreads)
+            floor_summary = _divide_with_floor(diff.data, sigma, floor, region)
+            del floor
     else:
         noise_delta = _noise_of_difference(noise, ref, factor, in_range, nthreads)
         del factor
@@ -330,8 +350,80 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         del noise_map
         source = "half_maps"
     del in_range
-    return DifferenceResult(Map._on_grid_of(_sigma_units(diff.data, sigma), ref), result, sigma,
-                            f_ref, f_tgt, sigma_source=source, weights=weights)
+    if floor_summary is None:
+        diff = Map._on_grid_of(_sigma_units(diff.data, sigma), ref)
+    return DifferenceResult(diff, result, sigma, f_ref, f_tgt, sigma_source=source,
+                            weights=weights, resampling_floor=floor_summary)
+
+
+#: Width (FWHM, in units of d_min) of the local mean square of the resampling error.
+FLOOR_WIDTH = 1.0
+
+
+def _resampling_floor(ref: Map, round_trip: Map, f_ref: np.ndarray, d_max, d_min, *,
+                      nthreads: int) -> np.ndarray:
+    """Local mean square (Gaussian, FWHM FLOOR_WIDTH·d_min) of the resampling error: the round
+    trip scaled onto the reference as the target is (k·exp(−B s²/4), fitted here), less the
+    reference, limited to the resolution range.
+
+    The scale is fitted like the maps' own (log intensity ratios by shell, weighted by
+    reflections and shared signal), on the shells' sums at their centres: the part of the
+    resampling's attenuation that such a scale cannot absorb stays in the maps' difference,
+    so it must stay in the floor too."""
+    check_same_grid(ref, round_trip)
+    f_back = half_transform(round_trip, nthreads=nthreads)
+    edges = shell_edges(d_max, d_min, WEIGHT_SHELLS)
+    shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
+    sums = shell_sums(f_ref, f_back, shells, WEIGHT_SHELLS, nthreads=nthreads)
+    factor = _shell_scale(sums, edges)
+    # per reflection through a table whose last entry (0) serves shell −1, outside the range
+    f_back *= np.append(factor, 0.0).astype(np.float32)[shells]
+    f_back -= f_ref
+    f_back *= np.append(np.ones(WEIGHT_SHELLS), 0.0).astype(np.float32)[shells]
+    del shells
+    error = map_from_half_transform(f_back, ref, overwrite=True, nthreads=nthreads).data
+    del f_back
+    np.square(error, out=error)
+    f_square = half_transform(Map._on_grid_of(error, ref), nthreads=nthreads)
+    del error
+    floor = gaussian_smooth_transform(f_square, ref, FLOOR_WIDTH * d_min,
+                                      nthreads=nthreads).data
+    np.maximum(floor, 0.0, out=floor)  # a mean square: FFT rounding may dip below 0
+    return floor
+
+
+def _shell_scale(sums, edges: np.ndarray) -> np.ndarray:
+    """k·exp(−B s²/4) at the shells' centres, with ln(Σ|F₁|²/Σ|F₂|²) = 2 ln k − B s²/2 fitted
+    by weighted least squares (weights: reflections × (1 + FSC/(1 − FSC)), FSC clipped as
+    the amplitude scaling clips it)."""
+    s_sq = (0.5 * (edges[:-1] + edges[1:])) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.log(sums.sum_f1_sq / sums.sum_f2_sq)
+        fsc = sums.sum_re_cross / np.sqrt(sums.sum_f1_sq * sums.sum_f2_sq)
+    use = np.isfinite(ratio) & (sums.count >= 2)
+    if use.sum() < 2:
+        return np.ones(len(s_sq))
+    fsc = np.clip(np.nan_to_num(fsc, nan=0.0), SIGNAL_FSC_FLOOR, SIGNAL_FSC_CAP)
+    w = np.sqrt(sums.count * (1.0 + fsc / (1.0 - fsc)))[use]
+    design = np.stack([np.full(use.sum(), 2.0), -0.5 * s_sq[use]], axis=1)
+    (log_k, b), *_ = np.linalg.lstsq(design * w[:, None], ratio[use] * w, rcond=None)
+    return np.exp(log_k - 0.25 * b * s_sq)
+
+
+def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region) -> dict:
+    """diff ← diff / √(σ² + floor) in place; the floor's size relative to σ over ``region``
+    (the whole box when None)."""
+    floor /= np.float32(sigma * sigma)
+    ratio = floor if region is None else floor[region]
+    summary = {"width_fwhm_d_min": FLOOR_WIDTH,
+               "rms_over_sigma_median": float(np.sqrt(np.median(ratio))),
+               "rms_over_sigma_max": float(np.sqrt(np.max(ratio)))}
+    del ratio
+    floor += np.float32(1.0)
+    np.sqrt(floor, out=floor)
+    floor *= np.float32(sigma)
+    diff /= floor
+    return summary
 
 
 #: Shells over the resolution range for the noise weights of a noise-calibrated difference.

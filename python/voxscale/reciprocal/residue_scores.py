@@ -75,7 +75,7 @@ class ResidueScores(list):
     def scored_model(self, structure) -> gemmi.Structure:
         """A copy of the model with each atom's B factor set to its residue's ``score``,
         clipped to −99.99 … 999.99, what PDB's B column holds. Residues without a score (no
-        atom inside the map) get B = 0 and occupancy 0, so that "not scored" is not read as
+        atom inside the map, or, in a comparison, where the corrected target has data) get B = 0 and occupancy 0, so that "not scored" is not read as
         "no change" (select them with ``occupancy = 0`` in ChimeraX or Coot)."""
         by_key = {(r.chain, r.residue_number, r.insertion_code): r.score for r in self}
         out = structure.clone()
@@ -101,7 +101,7 @@ class ResidueScores(list):
             scored.make_mmcif_document().write_file(path)
 
 
-def residue_scores(diff_map: Map, structure, *, nthreads: int = 0) -> ResidueScores:
+def residue_scores(diff_map: Map, structure, *, mask=None, nthreads: int = 0) -> ResidueScores:
     """Score every residue of a model on a difference map.
 
     Parameters
@@ -110,12 +110,16 @@ def residue_scores(diff_map: Map, structure, *, nthreads: int = 0) -> ResidueSco
         The difference map (z-scores or σ units).
     structure : gemmi.Structure
         Model in the map's frame (its first model is scored).
+    mask : numpy.ndarray of bool, shape (nz, ny, nx), optional
+        Only atoms whose nearest voxel is inside it count (e.g. where the corrected target
+        has data); default every atom inside the map's box.
     nthreads : int, optional
 
     Returns
     -------
     ResidueScores
-        Largest ``abs_score`` first; residues with no atom inside the map are left out.
+        Largest ``abs_score`` first; residues with no atom inside the map (or the mask) are
+        left out.
     """
     nthreads = resolve_threads(nthreads)
     keys, owner, xyz = [], [], []
@@ -136,6 +140,12 @@ def residue_scores(diff_map: Map, structure, *, nthreads: int = 0) -> ResidueSco
     lo = diff_map.origin
     hi = diff_map.origin + (np.array(diff_map.shape[::-1]) - 1) * diff_map.voxel_size
     inside = np.all((xyz >= lo) & (xyz <= hi), axis=1)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != diff_map.shape:
+            raise ValueError(f"the mask has shape {mask.shape}, the map {diff_map.shape}")
+        ix, iy, iz = np.rint((xyz[inside] - lo) / diff_map.voxel_size).astype(np.int64).T
+        inside[np.flatnonzero(inside)] = mask[iz, iy, ix]
     values = np.zeros(len(xyz))
     values[inside] = interpolate(diff_map, xyz[inside], order=1, nthreads=nthreads)
     n = np.bincount(owner[inside], minlength=len(keys))

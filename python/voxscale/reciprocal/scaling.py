@@ -147,7 +147,7 @@ def _quadratic_terms(s: np.ndarray, model: str) -> np.ndarray:
     if model == "scale":
         return np.zeros((len(s), 0))
     if model == "isotropic":
-        return (s ** 2).sum(axis=1)[:, None]
+        return np.einsum("ij,ij->i", s, s)[:, None]
     x, y, z = s[:, 0], s[:, 1], s[:, 2]
     return np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z], axis=1)
 
@@ -265,7 +265,7 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
         raise ValueError(f"target must be 'wilson' or 'lsq', not {target!r}")
     d_max, d_min = check_resolution_range(d_max, d_min)
     s_vectors = np.asarray(s_vectors, dtype=np.float64)
-    s_len = np.linalg.norm(s_vectors, axis=1)
+    s_len = np.sqrt(np.einsum("ij,ij->i", s_vectors, s_vectors))
     s_lo = 0.0 if d_max is None else 1.0 / d_max
     in_range = (s_len >= s_lo) & (s_len <= 1.0 / d_min * (1 + 1e-9)) & (s_len > 0)
     f_ref = np.ascontiguousarray(f_ref[in_range], dtype=np.complex64)
