@@ -22,7 +22,7 @@ from voxscale.maps.interpolation import index_map, resample_by_index
 from voxscale.maps.map import Map, relabel_voxel_size
 from voxscale.pipeline.compare import difference_verdict
 from voxscale.reciprocal.residue_scores import residue_scores
-from voxscale.reciprocal.difference import FLOOR_WIDTH, vector_difference
+from voxscale.reciprocal.difference import FLOOR_WIDTH, resampling_floor, vector_difference
 from voxscale.reciprocal.transform import (gaussian_smooth, half_grid_frequencies,
                                            half_transform, map_from_half_transform)
 from voxscale.testing.variants import moved
@@ -157,7 +157,7 @@ def test_floor_known_answers():
     ref = _random_map(shape, 1.0, seed=5, d=3.0)
     target = Map(ref.data + 0.2 * _random_map(shape, 1.0, seed=7).data, 1.0)
     plain = vector_difference(ref, target, None, d_min, nthreads=2)
-    same = vector_difference(ref, target, None, d_min, resampling=ref, nthreads=2)
+    same = vector_difference(ref, target, None, d_min, floor=resampling_floor(ref, ref, None, d_min), nthreads=2)
     assert np.allclose(same.map.data, plain.map.data, atol=1e-5)
     assert same.resampling_floor["rms_over_sigma_max"] < 1e-3
     # k·exp(−B s²/4) applied exactly: absorbed by the fitted scale
@@ -165,15 +165,17 @@ def test_floor_known_answers():
     sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
     f *= (0.8 * np.exp(-0.25 * 15.0 * (sx ** 2 + sy ** 2 + sz ** 2))).astype(np.float32)
     blurred = map_from_half_transform(f, ref)
-    scaled = vector_difference(ref, target, None, d_min, resampling=blurred, nthreads=2)
+    scaled = vector_difference(ref, target, None, d_min, floor=resampling_floor(ref, blurred, None, d_min),
+                                nthreads=2)
     assert scaled.resampling_floor["rms_over_sigma_max"] < 0.05 * np.sqrt(
         same.resampling_floor["rms_over_sigma_max"] ** 2 + 1) + 0.02
     # an error field of known size, localised about voxel (10, 10, 10), within the range
     centre = np.sum((np.indices(shape) - 10.0) ** 2, axis=0)
     error = 0.5 * _random_map(shape, 1.0, seed=8, d=4.0).data * np.exp(-centre / 50.0)
     error = voxscale.low_pass(Map(error.astype(np.float32), 1.0), d_min).data
-    floored = vector_difference(ref, target, None, d_min, resampling=Map(ref.data + error, 1.0),
-                                nthreads=2)
+    trip = Map(ref.data + error, 1.0)
+    floored = vector_difference(ref, target, None, d_min, nthreads=2,
+                                floor=resampling_floor(ref, trip, None, d_min))
     v = gaussian_smooth(Map(error ** 2, 1.0), FLOOR_WIDTH * d_min).data
     delta = plain.map.data * plain.sigma
     expected = delta / np.sqrt(plain.sigma ** 2 + v)
@@ -270,3 +272,15 @@ def test_residue_scores_only_where_the_mask_is(shared_file):
                 expected.add((chain.name, res.seqid.num))
     assert 0 < len(scored) < len(residue_scores(diff, model))
     assert scored == expected
+
+
+def test_floor_is_read_not_changed_and_refused_with_noise():
+    ref = _random_map((20, 20, 20), 1.0, seed=9)
+    target = Map(ref.data + 0.3 * _random_map((20, 20, 20), 1.0, seed=10).data, 1.0)
+    floor = np.full(ref.shape, 0.01, np.float32)
+    vector_difference(ref, target, None, 3.5, floor=floor, nthreads=2)
+    assert np.all(floor == np.float32(0.01))
+    with pytest.raises(voxscale.errors.GridMismatchError, match="floor has shape"):
+        vector_difference(ref, target, None, 3.5, floor=floor[:-1], nthreads=2)
+    with pytest.raises(voxscale.errors.VoxscaleError, match="without noise"):
+        vector_difference(ref, target, None, 3.5, floor=floor, noise=(ref, ref), nthreads=2)

@@ -24,12 +24,14 @@ from .placement import Placement, place_by_maps, superpose_models
 from .points import ENVELOPE_RESOLUTION, FitPoints, auto_contour, fit_points
 from .rigid import FitResult, ReferenceGrid, TransformSummary, rigid_fit
 from .rotations import rotation_angle_deg, rotation_from_vector
-from .scan import (ScaleSweep, ScanOptions, ScanResult, corrected_target, refine_peak,
-                   scan_voxel_scale)
+from .scan import (ScaleSweep, ScanOptions, ScanResult, corrected_target,
+                   correction_index_map, refine_peak, resampling_round_trip, scan_voxel_scale,
+                   target_coverage)
 from .superpose import residue_pairs, superpose
 
 __all__ = ["ascend", "Placement", "place_by_maps", "superpose_models", "ENVELOPE_RESOLUTION",
            "FitPoints", "auto_contour", "fit_points", "FitResult", "ReferenceGrid",
            "TransformSummary", "rigid_fit", "rotation_angle_deg", "rotation_from_vector",
-           "ScaleSweep", "ScanOptions", "ScanResult", "corrected_target", "refine_peak",
-           "scan_voxel_scale", "residue_pairs", "superpose"]
+           "ScaleSweep", "ScanOptions", "ScanResult", "corrected_target",
+           "correction_index_map", "refine_peak", "resampling_round_trip", "scan_voxel_scale",
+           "target_coverage", "residue_pairs", "superpose"]

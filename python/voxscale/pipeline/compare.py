@@ -26,7 +26,8 @@ from ..maps.mrc import read_map
 from ..maps.interpolation import resample, spline_coefficients
 from ..maps.masks import density_mask, dilate, model_mask
 from ..reciprocal.difference import (DifferenceResult, compare_amplitudes,
-                                     real_space_difference, vector_difference)
+                                     real_space_difference, resampling_floor,
+                                     vector_difference)
 from ..reciprocal.noise import check_half_map, half_map_noise
 from ..reciprocal.peaks import PeakTable, find_peaks
 from ..reciprocal.residue_scores import ResidueScores, residue_scores
@@ -242,8 +243,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     -----
     Peaks, σ and the residue scores come only from where the corrected target has data, at
     least two resolution elements inside its box. Without half maps the error of resampling
-    between the two grids is a per-voxel floor under σ (:func:`voxscale.vector_difference`'s
-    ``resampling``; docs/method.md §1 step 6).
+    between the two grids is a per-voxel floor under σ (:func:`voxscale.reciprocal.resampling_floor`;
+    docs/method.md §1 step 6).
     """
     nthreads = resolve_threads(nthreads)
     if d_min is not None:
@@ -335,7 +336,7 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             # there is the reference itself): peaks and σ come from inside it
             covered = target_coverage(ref, target, scan, EDGE_RESOLUTION_ELEMENTS * d_min,
                                       nthreads=nthreads)
-            noise = region = round_trip = None
+            noise = region = floor = None
             if ref_noise is not None:
                 noise = (ref_noise.noise, corrected_target(ref, target_noise.noise, scan,
                                                            nthreads=nthreads))
@@ -344,16 +345,18 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                 sigma_name, region = sigma_region(ref, molecule, covered)
                 # the error resampling between the grids makes is a floor under σ: without
                 # it a masked map's flat solvent lets interpolation error pass for peaks
-                round_trip = resampling_round_trip(ref, target, scan, nthreads=nthreads)
+                floor = resampling_floor(ref, resampling_round_trip(ref, target, scan,
+                                                                    nthreads=nthreads),
+                                         d_max, d_min, transform=f_ref, nthreads=nthreads)
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
                                                transforms=(f_ref, f_cor))
             # with half maps, z-scores of the noise over the molecule, where peaks are sought
             # (the rotated target's box may leave the reference's corners without its noise)
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
                                      noise=noise, mask=molecule if noise is not None else region,
-                                     resampling=round_trip, transforms=(f_ref, f_cor))
+                                     floor=floor, transforms=(f_ref, f_cor))
             diff.sigma_source = sigma_name
-            del noise, region, round_trip
+            del noise, region, floor
             after = diff.scaling
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,

@@ -23,7 +23,8 @@ model_map
     The density of an atomic model on a map's grid.
 """
 from .difference import (DifferenceResult, compare_amplitudes, difference_map,
-                         estimate_resolution, real_space_difference, vector_difference)
+                         estimate_resolution, real_space_difference, resampling_floor,
+                         vector_difference)
 from .model_map import model_map
 from .noise import HalfMapNoise, half_map_noise
 from .residue_scores import ResidueScore, ResidueScores, residue_scores
@@ -31,14 +32,15 @@ from .resolution import ResolutionChoice, signal_resolution
 from .peaks import Peak, PeakTable, find_peaks, nearest_atoms
 from .scaling import ScalingResult, scale_amplitudes, scale_arrays
 from .shells import ShellSums, check_resolution_range, shell_edges, shell_index, shell_sums
-from .transform import (StructureFactors, half_transform, low_pass, map_from_half_transform,
-                        map_from_structure_factors, structure_factors)
+from .transform import (StructureFactors, gaussian_smooth, half_transform, low_pass,
+                        map_from_half_transform, map_from_structure_factors,
+                        structure_factors)
 
 __all__ = ["DifferenceResult", "compare_amplitudes", "difference_map", "estimate_resolution",
-           "real_space_difference", "vector_difference", "model_map", "Peak", "PeakTable",
+           "real_space_difference", "resampling_floor", "vector_difference", "model_map", "Peak", "PeakTable",
            "find_peaks", "nearest_atoms", "ScalingResult", "scale_amplitudes", "scale_arrays",
            "ShellSums", "check_resolution_range", "shell_edges", "shell_index", "shell_sums",
-           "StructureFactors", "half_transform", "low_pass", "map_from_half_transform",
+           "StructureFactors", "gaussian_smooth", "half_transform", "low_pass", "map_from_half_transform",
            "map_from_structure_factors", "structure_factors", "HalfMapNoise", "half_map_noise",
            "ResidueScore", "ResidueScores", "residue_scores", "ResolutionChoice",
            "signal_resolution"]

@@ -30,7 +30,7 @@ from .transform import (StructureFactors, _unique_reflections, half_grid_frequen
                         low_pass_of_transform, map_from_half_transform, resolution_mask)
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference",
-           "compare_amplitudes", "real_space_difference",
+           "compare_amplitudes", "real_space_difference", "resampling_floor", "FLOOR_WIDTH",
            "default_d_min", "check_same_grid", "estimate_resolution", "resolution_from_fsc"]
 
 
@@ -152,8 +152,8 @@ class DifferenceResult:
         With half maps: per shell ``d_max``, ``d_min`` (Å), ``weight``,
         ``power_difference`` and ``power_noise``.
     resampling_floor : dict or None
-        When the map was divided by √(σ² + floor), the floor being the local mean square of
-        the resampling error (``resampling`` of :func:`vector_difference`): the floor's width
+        When the map was divided by √(σ² + floor) (``floor`` of :func:`vector_difference`,
+        the local mean square of the resampling error, :func:`resampling_floor`): its width
         (``width_fwhm_d_min``) and the median and largest √floor / σ over the σ region
         (``rms_over_sigma_median``, ``rms_over_sigma_max``).
     """
@@ -265,7 +265,7 @@ def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                       scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
-                      noise=None, resampling=None, n_shells: int = 20,
+                      noise=None, floor=None, n_shells: int = 20,
                       transforms=(None, None), nthreads: int = 0) -> DifferenceResult:
     """Scale the target onto the reference by resolution and form the vector difference.
 
@@ -289,14 +289,11 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         shell weighted by max(0, 1 − noise power / difference power), and the map divided by
         the standard deviation of the noise propagated through the same scaling and weights
         (over ``mask`` when given), so that its values are z-scores.
-    resampling : Map, optional
-        Without ``noise``: the reference after a resampling round trip between the two grids
-        (:func:`voxscale.fit.resampling_round_trip`). Its difference from the reference, less
-        the in-phase part of each shell (the attenuation that the amplitude scaling absorbs)
-        and limited to the range, is the error that resampling makes; its local mean square
-        (Gaussian, FWHM d_min) is a per-voxel floor added to σ², so that the map is
-        Δ / √(σ² + floor) and resampling error alone is not a peak (see
-        :attr:`DifferenceResult.resampling_floor`).
+    floor : Map or numpy.ndarray, optional
+        Without ``noise``: a per-voxel variance (density units²) added to σ², so that the map
+        is Δ / √(σ² + floor): the resampling floor (:func:`resampling_floor`), which keeps
+        the error of resampling between two grids from passing for peaks (see
+        :attr:`DifferenceResult.resampling_floor`). Not changed.
     n_shells : int, optional
         Shells of the statistics.
     transforms : tuple of numpy.ndarray, optional
@@ -320,6 +317,14 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     delta *= in_range
     region = None if mask is None else _mask_array(mask, ref.shape)
     weights = floor_summary = None
+    if floor is not None:
+        if noise is not None:
+            raise VoxscaleError("floor is for a difference without noise: with half maps the "
+                                "noise of the difference bounds the resampling error")
+        floor = floor.data if isinstance(floor, Map) else np.asarray(floor)
+        if floor.shape != ref.shape:
+            raise GridMismatchError(f"the floor has shape {floor.shape}, not the reference "
+                                    f"grid's {ref.shape}")
     if noise is None:
         del factor
         diff = map_from_half_transform(delta, ref, overwrite=True, nthreads=nthreads)
@@ -328,11 +333,8 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         source = "box" if mask is None else "mask"
         if sigma < ROUNDING_SIGMA * mean_std(ref.data)[1]:
             sigma = 0.0
-        if resampling is not None and sigma > 0:
-            floor = _resampling_floor(ref, resampling, f_ref, d_max, d_min,
-                                      nthreads=nthreads)
+        if floor is not None and sigma > 0:
             floor_summary = _divide_with_floor(diff.data, sigma, floor, region)
-            del floor
     else:
         noise_delta = _noise_of_difference(noise, ref, factor, in_range, nthreads)
         del factor
@@ -360,17 +362,43 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
 FLOOR_WIDTH = 1.0
 
 
-def _resampling_floor(ref: Map, round_trip: Map, f_ref: np.ndarray, d_max, d_min, *,
-                      nthreads: int) -> np.ndarray:
-    """Local mean square (Gaussian, FWHM FLOOR_WIDTH·d_min) of the resampling error: the round
-    trip scaled onto the reference as the target is (k·exp(−B s²/4), fitted here), less the
-    reference, limited to the resolution range.
+def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, transform=None,
+                     nthreads: int = 0) -> Map:
+    """The resampling floor: local mean square of the error that resampling between two grids
+    makes, as it would appear in a vector difference.
 
-    The scale is fitted like the maps' own (log intensity ratios by shell, weighted by
-    reflections and shared signal), on the shells' sums at their centres: the part of the
-    resampling's attenuation that such a scale cannot absorb stays in the maps' difference,
-    so it must stay in the floor too."""
+    The round trip is scaled onto the reference as a target is (k·exp(−B s²/4), fitted to
+    the log intensity ratios of its shells, weighted by reflections and shared signal, at
+    the shells' centres), the reference subtracted, the result limited to [d_max, d_min],
+    squared and smoothed by a Gaussian of FWHM ``FLOOR_WIDTH`` × d_min. The part of the
+    resampling's attenuation that such a scale absorbs is absorbed here too; the rest stays
+    in a maps' difference, and so in the floor.
+
+    Parameters
+    ----------
+    ref : Map
+        The reference.
+    round_trip : Map
+        The reference after resampling to the other grid and back
+        (:func:`voxscale.fit.resampling_round_trip`), on the reference grid.
+    d_max, d_min : float, optional
+        Resolution range in Å (default: no low limit, and the Nyquist limit 2 × voxel).
+    transform : numpy.ndarray, optional
+        ``half_transform(ref)`` when the caller has it (only read).
+    nthreads : int, optional
+        Threads (0 = all available).
+
+    Returns
+    -------
+    Map
+        The floor on the reference grid, in the reference's density units squared (for
+        :func:`vector_difference`'s ``floor``).
+    """
+    nthreads = resolve_threads(nthreads)
+    d_min = default_d_min(ref) if d_min is None else float(d_min)
+    d_max, d_min = check_resolution_range(d_max, d_min)
     check_same_grid(ref, round_trip)
+    f_ref = half_transform(ref, nthreads=nthreads) if transform is None else transform
     f_back = half_transform(round_trip, nthreads=nthreads)
     edges = shell_edges(d_max, d_min, WEIGHT_SHELLS)
     shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
@@ -386,9 +414,8 @@ def _resampling_floor(ref: Map, round_trip: Map, f_ref: np.ndarray, d_max, d_min
     np.square(error, out=error)
     f_square = half_transform(Map._on_grid_of(error, ref), nthreads=nthreads)
     del error
-    floor = gaussian_smooth_transform(f_square, ref, FLOOR_WIDTH * d_min,
-                                      nthreads=nthreads).data
-    np.maximum(floor, 0.0, out=floor)  # a mean square: FFT rounding may dip below 0
+    floor = gaussian_smooth_transform(f_square, ref, FLOOR_WIDTH * d_min, nthreads=nthreads)
+    np.maximum(floor.data, 0.0, out=floor.data)  # a mean square: rounding may dip below 0
     return floor
 
 
@@ -411,9 +438,9 @@ def _shell_scale(sums, edges: np.ndarray) -> np.ndarray:
 
 
 def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region) -> dict:
-    """diff ← diff / √(σ² + floor) in place; the floor's size relative to σ over ``region``
-    (the whole box when None)."""
-    floor /= np.float32(sigma * sigma)
+    """diff ← diff / √(σ² + floor) in place (``floor`` is not changed); the floor's size
+    relative to σ over ``region`` (the whole box when None)."""
+    floor = np.divide(floor, np.float32(sigma * sigma), dtype=np.float32)
     ratio = floor if region is None else floor[region]
     summary = {"width_fwhm_d_min": FLOOR_WIDTH,
                "rms_over_sigma_median": float(np.sqrt(np.median(ratio))),

@@ -381,10 +381,17 @@ def resolution_mask(shape, cell, d_max, d_min) -> np.ndarray:
     numpy.ndarray of bool, shape (nz, ny, nx//2 + 1)
         F(000) excluded.
     """
-    sx, sy, sz = half_grid_frequencies(shape, cell)
-    s2 = sz**2 + sy**2 + sx**2
+    # row by row: along h (x, never negative on the half grid) s² grows, so each (k, l) row
+    # keeps one interval of h; no full-size float array is made
+    _, sy, sz = half_grid_frequencies(shape, cell)
     s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
-    keep = (s2 <= ((1 + D_MIN_TOLERANCE) / float(d_min)) ** 2) & (s2 >= s_lo**2)
+    row = sz ** 2 + sy ** 2
+    hi = ((1 + D_MIN_TOLERANCE) / float(d_min)) ** 2 - row
+    lo = s_lo ** 2 - row
+    h_hi = np.where(hi >= 0, np.floor(np.sqrt(np.maximum(hi, 0.0)) * cell[0] + 1e-9), -1.0)
+    h_lo = np.ceil(np.sqrt(np.maximum(lo, 0.0)) * cell[0] - 1e-9)
+    h = np.arange(shape[2] // 2 + 1)[None, None, :]
+    keep = (h <= h_hi) & (h >= h_lo)
     keep[0, 0, 0] = False
     return keep
 
