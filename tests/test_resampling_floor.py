@@ -20,10 +20,10 @@ from voxscale.fit.scan import (ScanResult, correction_index_map, resampling_roun
                                target_coverage)
 from voxscale.maps.interpolation import index_map, resample_by_index
 from voxscale.maps.map import Map, relabel_voxel_size
-from voxscale.pipeline.compare import difference_verdict
+from voxscale.pipeline.compare import difference_verdict, floor_region
 from voxscale.reciprocal.residue_scores import residue_scores
 from voxscale.reciprocal.difference import FLOOR_WIDTH, resampling_floor, vector_difference
-from voxscale.reciprocal.transform import (gaussian_smooth, half_grid_frequencies,
+from voxscale.reciprocal.transform import (fast_length, gaussian_smooth, half_grid_frequencies,
                                            half_transform, map_from_half_transform)
 from voxscale.testing.variants import moved
 
@@ -284,3 +284,43 @@ def test_floor_is_read_not_changed_and_refused_with_noise():
         vector_difference(ref, target, None, 3.5, floor=floor[:-1], nthreads=2)
     with pytest.raises(voxscale.errors.VoxscaleError, match="without noise"):
         vector_difference(ref, target, None, 3.5, floor=floor, noise=(ref, ref), nthreads=2)
+
+
+def test_round_trip_and_floor_on_a_box_match_the_whole_grid(haemoglobin):
+    """Over a box of the grid (what compare does when the molecule leaves much of the box
+    empty) the round trip equals the whole grid's (SPLINE_MARGIN) and the floor stays within
+    a few % of the whole grid's where it matters."""
+    target, _, _ = _copy(haemoglobin, 25.0)
+    scan = voxscale.compare(haemoglobin, target, nthreads=2, difference=False).scan
+    whole = resampling_round_trip(haemoglobin, target, scan, nthreads=2)
+    box = (slice(20, 80), slice(15, 70), slice(30, 90))
+    part = resampling_round_trip(haemoglobin, target, scan, region=box, nthreads=2)
+    error = np.std(whole.data[box] - haemoglobin.data[box])
+    assert part.shape == (60, 55, 60)
+    assert np.allclose(part.origin, haemoglobin.origin + haemoglobin.voxel_size * (30, 15, 20))
+    assert np.max(np.abs(part.data - whole.data[box])) < 0.01 * error
+    d_min = 3.5
+    f_whole = resampling_floor(haemoglobin, whole, None, d_min, nthreads=2).data
+    f_part = resampling_floor(haemoglobin, part, None, d_min, nthreads=2).data
+    assert np.all(f_part[:20] == 0) and np.all(f_part[80:] == 0)  # nothing beyond the box
+    inner = (slice(35, 65), slice(30, 55), slice(45, 75))  # 4 d_min inside the box
+    strong = f_whole[inner] > np.percentile(f_whole[inner], 50)
+    ratio = f_part[inner][strong] / f_whole[inner][strong]
+    print(f"\nMEASURED box floor / whole: {np.percentile(ratio, [1, 50, 99]).round(3)}")
+    assert 0.85 < np.median(ratio) < 1.15 and np.percentile(ratio, 1) > 0.6
+
+
+def test_floor_region_is_the_molecule_box_with_margins():
+    ref = Map(np.zeros((120, 100, 90), np.float32), (1.0, 1.2, 1.5))  # x, y, z Å
+    inside = np.zeros(ref.shape, bool)
+    inside[40:50, 30:60, 35:50] = True  # z, y, x
+    d_min = 3.0
+    box = floor_region(ref, inside, d_min)
+    # margins of 4 d_min = 12 Å: 8 voxels along z (1.5 Å), 10 along y, 12 along x
+    for b, lo, hi, pad, n in zip(box, (40, 30, 35), (50, 60, 50), (8, 10, 12), ref.shape):
+        assert b.start <= lo - pad and b.stop >= hi + pad
+        assert b.stop - b.start == fast_length(hi + pad - (lo - pad)) or b.stop == n
+    assert floor_region(ref, np.zeros(ref.shape, bool), d_min) is None
+    full = np.zeros(ref.shape, bool)
+    full[10:110, 10:90, 10:80] = True
+    assert floor_region(ref, full, d_min) is None  # most of the grid: the whole grid

@@ -958,7 +958,13 @@ def correction_index_map(ref: Map, target: Map, result: ScanResult, *,
     return index_map(target, ref, transform, scale)
 
 
-def resampling_round_trip(ref: Map, target: Map, result: ScanResult, *,
+#: Voxels beyond a sub-box that its spline coefficients need to be those of the whole map
+#: (the prefilter's boundary effect decays as 0.268^k: at 8, 0.3 % of a round trip's error
+#: at the box's faces, measured on EMD-3488).
+SPLINE_MARGIN = 8
+
+
+def resampling_round_trip(ref: Map, target: Map, result: ScanResult, *, region=None,
                           anisotropic: bool = True, nthreads: int = 0) -> Map:
     """The reference resampled onto the target's grid through the inverse of the correction
     and back through the correction, both cubic.
@@ -976,6 +982,10 @@ def resampling_round_trip(ref: Map, target: Map, result: ScanResult, *,
         The maps given to the scan.
     result : ScanResult
         The scan's result.
+    region : tuple of three slices, optional
+        A box of the reference grid (z, y, x slices with unit steps): only its voxels are
+        computed, from the reference within :data:`SPLINE_MARGIN` voxels of it and the
+        target voxels they need (default the whole grid).
     anisotropic : bool, optional
         As for :func:`corrected_target`.
     nthreads : int, optional
@@ -984,16 +994,71 @@ def resampling_round_trip(ref: Map, target: Map, result: ScanResult, *,
     Returns
     -------
     Map
-        On the reference grid; 0 where the target's box does not reach.
+        On the reference grid, or on ``region`` of it (its origin that of the box's first
+        voxel); 0 where the target's box does not reach.
     """
     nthreads = resolve_threads(nthreads)
     forward = correction_index_map(ref, target, result, anisotropic=anisotropic)
+    out_lo, out_hi = _box_bounds(region, ref.shape)
+    # the reference the forward leg reads, and the part of the target grid the back leg reads
+    in_lo = np.maximum(out_lo - SPLINE_MARGIN, 0)
+    in_hi = np.minimum(out_hi + SPLINE_MARGIN, np.asarray(ref.shape))
+    corners = np.array([[x, y, z, 1.0] for z in (out_lo[0], out_hi[0] - 1)
+                        for y in (out_lo[1], out_hi[1] - 1) for x in (out_lo[2], out_hi[2] - 1)])
+    reach = corners @ forward.T  # x, y, z target indices of the box's corners
+    tgt_lo = np.clip(np.floor(reach.min(axis=0))[::-1].astype(int) - 2 - SPLINE_MARGIN, 0,
+                     np.asarray(target.shape))
+    tgt_hi = np.clip(np.ceil(reach.max(axis=0))[::-1].astype(int) + 3 + SPLINE_MARGIN, 0,
+                     np.asarray(target.shape))
+    if np.any(tgt_hi <= tgt_lo):  # the box lies beyond the target: nothing comes back
+        return _sub_grid(ref, out_lo, out_hi, np.zeros(tuple(out_hi - out_lo), np.float32))
+    source = _sub_grid(ref, in_lo, in_hi)
+    out = _sub_grid(ref, out_lo, out_hi, np.zeros(tuple(out_hi - out_lo), np.float32))
+    there_grid = _sub_grid(target, tgt_lo, tgt_hi, np.zeros(tuple(tgt_hi - tgt_lo),
+                                                              np.float32))
+    # index maps between the boxes: the whole grids' maps shifted by the boxes' first voxels
+    forward_box = _shifted(forward, out_lo, tgt_lo)
     backward = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 0.0, 1.0]]))[:3]
-    there = resample_by_index(ref, target, backward, 3, nthreads=nthreads)
+    there = resample_by_index(source, there_grid, _shifted(backward, tgt_lo, in_lo), 3,
+                              nthreads=nthreads)
+    del source
     coefficients = spline_coefficients(there.data, nthreads=nthreads)
-    del there
-    return resample_by_index(target, ref, forward, 3, coefficients=coefficients,
+    back = resample_by_index(there, out, forward_box, 3, coefficients=coefficients,
                              nthreads=nthreads)
+    return back
+
+
+def _box_bounds(region, shape) -> tuple:
+    """(first, end) voxel indices, z, y, x, of a box given as three slices (None: all)."""
+    shape = np.asarray(shape)
+    if region is None:
+        return np.zeros(3, int), shape.copy()
+    if len(region) != 3 or any(not isinstance(r, slice) or r.step not in (None, 1)
+                               for r in region):
+        raise OptionError("region must be three slices (z, y, x) with unit steps")
+    bounds = [r.indices(int(n))[:2] for r, n in zip(region, shape)]
+    lo, hi = (np.array(b) for b in zip(*bounds))
+    if np.any(hi <= lo):
+        raise OptionError(f"region {region} is empty on a grid of shape {tuple(shape)}")
+    return lo, hi
+
+
+def _sub_grid(m: Map, lo, hi, data=None) -> Map:
+    """The box [lo, hi) (z, y, x voxel indices) of a map as a map of its own: the map's data
+    there (copied) or ``data``, its voxel size, the origin of the box's first voxel."""
+    if data is None:
+        data = np.ascontiguousarray(m.data[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    return Map._on_grid_of_box(data, m, np.asarray(lo)[::-1])
+
+
+def _shifted(matrix: np.ndarray, onto_lo, source_lo) -> np.ndarray:
+    """An index map (3x4, x, y, z) between whole grids as one between boxes of them: from the
+    box of ``onto`` starting at voxel onto_lo to that of the source starting at source_lo
+    (both z, y, x)."""
+    out = matrix.copy()
+    out[:, 3] += matrix[:, :3] @ np.asarray(onto_lo, float)[::-1] - np.asarray(source_lo,
+                                                                              float)[::-1]
+    return out
 
 
 def target_coverage(ref: Map, target: Map, result: ScanResult, margin: float, *,

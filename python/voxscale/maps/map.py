@@ -158,6 +158,17 @@ class Map:
         out._data, out._voxel_size, out._origin = data, like._voxel_size, like._origin
         return out
 
+    @classmethod
+    def _on_grid_of_box(cls, data: np.ndarray, like: "Map", first) -> "Map":
+        """A map of ``data`` (float32, C order) on the box of ``like``'s grid whose first voxel
+        is ``first`` (ix, iy, iz): like's voxel size, the origin of that voxel."""
+        if data.dtype != np.float32 or not data.flags.c_contiguous:
+            raise ValueError("internal: data must be float32 and C-contiguous")
+        out = cls.__new__(cls)
+        out._data, out._voxel_size = data, like._voxel_size
+        out._origin = like._origin + like._voxel_size * np.asarray(first, dtype=np.float64)
+        return out
+
     def copy(self) -> "Map":
         """Return an independent copy (the data array is copied).
 

@@ -32,7 +32,7 @@ from ..reciprocal.noise import check_half_map, half_map_noise
 from ..reciprocal.peaks import PeakTable, find_peaks
 from ..reciprocal.residue_scores import ResidueScores, residue_scores
 from ..reciprocal.resolution import ResolutionChoice, signal_resolution
-from ..reciprocal.transform import half_transform, low_pass
+from ..reciprocal.transform import fast_length, half_transform, low_pass
 from ..maps.map import is_constant, mean_std, relabel_voxel_size
 from ..quality import Quality
 from ..reciprocal.scaling import WILSON_R_ACENTRIC, ScalingResult
@@ -345,7 +345,12 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                 sigma_name, region = sigma_region(ref, molecule, covered)
                 # the error resampling between the grids makes is a floor under σ: without
                 # it a masked map's flat solvent lets interpolation error pass for peaks
+                # computed only over the box where peaks and scores are sought (plus margins)
+                box = floor_region(ref, covered & molecule, d_min, extra=max(
+                    0.0, max_distance - MODEL_MASK_RADIUS - d_min) if models and mask is None
+                    else 0.0)
                 floor = resampling_floor(ref, resampling_round_trip(ref, target, scan,
+                                                                    region=box,
                                                                     nthreads=nthreads),
                                          d_max, d_min, transform=f_ref, nthreads=nthreads)
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
@@ -401,6 +406,40 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
 
 def _half_names(role: str) -> tuple:
     return (f"the {role}'s half map 1", f"the {role}'s half map 2")
+
+
+#: The resampling floor's box reaches this many d_min beyond the region of the peaks: its
+#: taper (1), the reach of the resolution limit (2) and of the smoothing (1).
+FLOOR_MARGIN_RESOLUTION_ELEMENTS = 4.0
+#: A floor box of more than this fraction of the grid is computed over the whole grid.
+FLOOR_BOX_FRACTION = 0.8
+
+
+def floor_region(ref: Map, inside: np.ndarray, d_min: float, *, extra: float = 0.0):
+    """The box of the reference grid over which the resampling floor is computed: around the
+    voxels ``inside`` (where peaks and residue scores are sought), FLOOR_MARGIN d_min + extra
+    (Å) beyond them on every side, grown to FFT-friendly lengths; None (the whole grid) when
+    that is most of it or ``inside`` is empty.
+
+    Returns
+    -------
+    tuple of three slices (z, y, x) or None
+    """
+    if not inside.any():
+        return None
+    margin = FLOOR_MARGIN_RESOLUTION_ELEMENTS * d_min + extra
+    box = []
+    for axis, v in zip(range(3), ref.voxel_size[::-1]):
+        others = tuple(a for a in range(3) if a != axis)
+        used = np.flatnonzero(inside.any(axis=others))
+        n = ref.shape[axis]
+        pad = int(np.ceil(margin / v))
+        lo, hi = max(int(used[0]) - pad, 0), min(int(used[-1]) + 1 + pad, n)
+        length = min(fast_length(hi - lo), n)
+        lo = max(min(lo, n - length), 0)
+        box.append(slice(lo, lo + length))
+    volume = np.prod([b.stop - b.start for b in box])
+    return None if volume > FLOOR_BOX_FRACTION * np.prod(ref.shape) else tuple(box)
 
 
 def sigma_region(ref: Map, molecule: np.ndarray, covered: Optional[np.ndarray] = None):

@@ -380,11 +380,13 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
         The reference.
     round_trip : Map
         The reference after resampling to the other grid and back
-        (:func:`voxscale.fit.resampling_round_trip`), on the reference grid.
+        (:func:`voxscale.fit.resampling_round_trip`), on the reference grid or on a box of it
+        (``region``); for a box, the floor is computed there (its outer d_min tapered to 0)
+        and is 0 elsewhere.
     d_max, d_min : float, optional
         Resolution range in Å (default: no low limit, and the Nyquist limit 2 × voxel).
     transform : numpy.ndarray, optional
-        ``half_transform(ref)`` when the caller has it (only read).
+        ``half_transform(ref)`` when the caller has it (only read; not used for a box).
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -397,44 +399,102 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
     nthreads = resolve_threads(nthreads)
     d_min = default_d_min(ref) if d_min is None else float(d_min)
     d_max, d_min = check_resolution_range(d_max, d_min)
-    check_same_grid(ref, round_trip)
-    f_ref = half_transform(ref, nthreads=nthreads) if transform is None else transform
-    f_back = half_transform(round_trip, nthreads=nthreads)
+    box = _box_of(ref, round_trip)
+    if box is None:
+        grid = ref
+        f_ref = half_transform(ref, nthreads=nthreads) if transform is None else transform
+        f_back = half_transform(round_trip, nthreads=nthreads)
+    else:
+        # a box of the grid: both maps taken to 0 smoothly over d_min at its inner faces, so
+        # that its transform sees no edge (the box's margin keeps the taper from the region
+        # the floor is for)
+        window = _taper(ref, box, d_min)
+        ref_box = ref.data[box] * window
+        grid = Map._on_grid_of(ref_box, round_trip)
+        f_ref = half_transform(grid, nthreads=nthreads)
+        del ref_box
+        f_back = half_transform(Map._on_grid_of(round_trip.data * window, round_trip),
+                                nthreads=nthreads)
+        del window
     edges = shell_edges(d_max, d_min, WEIGHT_SHELLS)
-    shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
+    shells = shell_index(grid.shape, grid.cell, edges, nthreads=nthreads)
     sums = shell_sums(f_ref, f_back, shells, WEIGHT_SHELLS, nthreads=nthreads)
-    factor = _shell_scale(sums, edges)
-    # per reflection through a table whose last entry (0) serves shell −1, outside the range
-    f_back *= np.append(factor, 0.0).astype(np.float32)[shells]
-    f_back -= f_ref
-    f_back *= np.append(np.ones(WEIGHT_SHELLS), 0.0).astype(np.float32)[shells]
     del shells
-    error = map_from_half_transform(f_back, ref, overwrite=True, nthreads=nthreads).data
+    k, b = _shell_scale(sums, edges)
+    # k·exp(−B s²/4) factorises by axis; then the range, both Friedel mates kept
+    f_back *= np.float32(k)
+    for s_axis in half_grid_frequencies(grid.shape, grid.cell):
+        f_back *= np.exp(-0.25 * b * s_axis * s_axis).astype(np.float32)
+    f_back -= f_ref
+    f_back *= resolution_mask(grid.shape, grid.cell, d_max, d_min)
+    del f_ref
+    error = map_from_half_transform(f_back, grid, overwrite=True, nthreads=nthreads).data
     del f_back
     np.square(error, out=error)
-    f_square = half_transform(Map._on_grid_of(error, ref), nthreads=nthreads)
+    f_square = half_transform(Map._on_grid_of(error, grid), nthreads=nthreads)
     del error
-    floor = gaussian_smooth_transform(f_square, ref, FLOOR_WIDTH * d_min, nthreads=nthreads)
+    floor = gaussian_smooth_transform(f_square, grid, FLOOR_WIDTH * d_min, nthreads=nthreads)
     np.maximum(floor.data, 0.0, out=floor.data)  # a mean square: rounding may dip below 0
-    return floor
+    if box is None:
+        return floor
+    whole = np.zeros(ref.shape, np.float32)
+    whole[box] = floor.data
+    return Map._on_grid_of(whole, ref)
 
 
-def _shell_scale(sums, edges: np.ndarray) -> np.ndarray:
-    """k·exp(−B s²/4) at the shells' centres, with ln(Σ|F₁|²/Σ|F₂|²) = 2 ln k − B s²/2 fitted
-    by weighted least squares (weights: reflections × (1 + FSC/(1 − FSC)), FSC clipped as
-    the amplitude scaling clips it)."""
+def _box_of(ref: Map, part: Map):
+    """None when ``part`` is on the reference grid; the (z, y, x) slices of the box of it that
+    ``part`` covers (same voxel size, origin on a voxel); else GridMismatchError."""
+    if part.shape == ref.shape and np.allclose(part.origin, ref.origin, rtol=0,
+                                               atol=1e-3 * float(ref.voxel_size.min())):
+        check_same_grid(ref, part)
+        return None
+    first = (part.origin - ref.origin) / ref.voxel_size
+    lo = np.rint(first).astype(int)[::-1]
+    hi = lo + np.asarray(part.shape)
+    if (not np.allclose(part.voxel_size, ref.voxel_size, rtol=1e-5)
+            or not np.allclose(first, np.rint(first), atol=1e-3)
+            or np.any(lo < 0) or np.any(hi > np.asarray(ref.shape))):
+        raise GridMismatchError(f"the round trip (shape {part.shape}, origin "
+                                f"{_triple(part.origin, 3)} Å) is neither on the reference grid "
+                                f"nor on a box of it")
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _taper(ref: Map, box, width: float) -> np.ndarray:
+    """Separable raised-cosine window over ``box`` (z, y, x slices of ``ref``): 1 inside,
+    falling to 0 over ``width`` Å at each face of the box that is not a face of the grid."""
+    window = np.ones(tuple(b.stop - b.start for b in box), np.float32)
+    for axis, (b, n, v) in enumerate(zip(box, ref.shape, ref.voxel_size[::-1])):
+        w = np.ones(b.stop - b.start)
+        k = min(int(np.ceil(width / v)), len(w) // 2)
+        ramp = 0.5 * (1 - np.cos(np.pi * (np.arange(k) + 0.5) / k)) if k else np.ones(0)
+        if b.start > 0:
+            w[:k] = ramp
+        if b.stop < n:
+            w[len(w) - k:] = ramp[::-1]
+        shape = [1, 1, 1]
+        shape[axis] = len(w)
+        window *= w.reshape(shape).astype(np.float32)
+    return window
+
+
+def _shell_scale(sums, edges: np.ndarray) -> tuple:
+    """(k, B) with ln(Σ|F₁|²/Σ|F₂|²) = 2 ln k − B s²/2 at the shells' centres, fitted by
+    weighted least squares (weights: reflections × (1 + FSC/(1 − FSC)), FSC clipped as the
+    amplitude scaling clips it)."""
     s_sq = (0.5 * (edges[:-1] + edges[1:])) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.log(sums.sum_f1_sq / sums.sum_f2_sq)
         fsc = sums.sum_re_cross / np.sqrt(sums.sum_f1_sq * sums.sum_f2_sq)
     use = np.isfinite(ratio) & (sums.count >= 2)
     if use.sum() < 2:
-        return np.ones(len(s_sq))
+        return 1.0, 0.0
     fsc = np.clip(np.nan_to_num(fsc, nan=0.0), SIGNAL_FSC_FLOOR, SIGNAL_FSC_CAP)
     w = np.sqrt(sums.count * (1.0 + fsc / (1.0 - fsc)))[use]
     design = np.stack([np.full(use.sum(), 2.0), -0.5 * s_sq[use]], axis=1)
     (log_k, b), *_ = np.linalg.lstsq(design * w[:, None], ratio[use] * w, rcond=None)
-    return np.exp(log_k - 0.25 * b * s_sq)
+    return float(np.exp(log_k)), float(b)
 
 
 def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region) -> dict:
