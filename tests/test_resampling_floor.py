@@ -157,7 +157,8 @@ def test_floor_known_answers():
     ref = _random_map(shape, 1.0, seed=5, d=3.0)
     target = Map(ref.data + 0.2 * _random_map(shape, 1.0, seed=7).data, 1.0)
     plain = vector_difference(ref, target, None, d_min, nthreads=2)
-    same = vector_difference(ref, target, None, d_min, floor=resampling_floor(ref, ref, None, d_min), nthreads=2)
+    same = vector_difference(ref, target, None, d_min, nthreads=2,
+                             floor=resampling_floor(ref, ref, None, d_min))
     assert np.allclose(same.map.data, plain.map.data, atol=1e-5)
     assert same.resampling_floor["rms_over_sigma_max"] < 1e-3
     # k·exp(−B s²/4) applied exactly: absorbed by the fitted scale
@@ -165,8 +166,8 @@ def test_floor_known_answers():
     sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
     f *= (0.8 * np.exp(-0.25 * 15.0 * (sx ** 2 + sy ** 2 + sz ** 2))).astype(np.float32)
     blurred = map_from_half_transform(f, ref)
-    scaled = vector_difference(ref, target, None, d_min, floor=resampling_floor(ref, blurred, None, d_min),
-                                nthreads=2)
+    scaled = vector_difference(ref, target, None, d_min, nthreads=2,
+                               floor=resampling_floor(ref, blurred, None, d_min))
     assert scaled.resampling_floor["rms_over_sigma_max"] < 0.05 * np.sqrt(
         same.resampling_floor["rms_over_sigma_max"] ** 2 + 1) + 0.02
     # an error field of known size, localised about voxel (10, 10, 10), within the range

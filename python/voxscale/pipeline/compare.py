@@ -243,8 +243,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     -----
     Peaks, σ and the residue scores come only from where the corrected target has data, at
     least two resolution elements inside its box. Without half maps the error of resampling
-    between the two grids is a per-voxel floor under σ (:func:`voxscale.reciprocal.resampling_floor`;
-    docs/method.md §1 step 6).
+    between the two grids is a per-voxel floor under σ
+    (:func:`voxscale.reciprocal.resampling_floor`; docs/method.md §1 step 6).
     """
     nthreads = resolve_threads(nthreads)
     if d_min is not None:
