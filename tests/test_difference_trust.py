@@ -155,16 +155,21 @@ def test_map_against_itself_is_zero(grid):
 
 
 
-def test_false_positive_rate_of_independent_copies(grid, model):
-    """Two independent noisy copies of one model map (with half maps): the voxels beyond
-    ±4.5 z are within 3× what a Gaussian predicts."""
+@pytest.mark.parametrize("halves", [True, False])
+def test_false_positive_rate_of_independent_copies(grid, model, halves):
+    """Two independent noisy copies of one model map, with half maps (z-scores of their
+    noise) and without (σ of the solvent, the resampling floor under it): the voxels beyond
+    ±4.5 are within 3× what a Gaussian predicts."""
     (ref, r1, r2), (tgt, t1, t2) = _model_pair(grid, model, cut=[])
-    r = voxscale.compare(ref, tgt, ref_halves=(r1, r2), target_halves=(t1, t2), nthreads=2)
+    kw = dict(ref_halves=(r1, r2), target_halves=(t1, t2)) if halves else {}
+    r = voxscale.compare(ref, tgt, nthreads=2, **kw)
+    assert r.difference.sigma_source == ("half_maps" if halves else "solvent")
     z = r.difference.map.data
     beyond = int(np.count_nonzero(np.abs(z) > 4.5))
     expected = 2 * norm.sf(4.5) * z.size
-    print(f"\nMEASURED independent copies: voxels beyond 4.5 z {beyond} (Gaussian "
-          f"{expected:.1f}); z sd {z.std():.3f}; peaks {len(r.peaks)}")
+    print(f"\nMEASURED independent copies ({'with' if halves else 'without'} half maps): "
+          f"voxels beyond 4.5 {beyond} (Gaussian {expected:.1f}); sd {z.std():.3f}; peaks "
+          f"{len(r.peaks)}")
     assert beyond <= 3 * expected
     assert 0.5 < z.std() < 1.5 or z.std() == 0.0
 
