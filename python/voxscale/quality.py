@@ -34,6 +34,7 @@ REASON_CODES = {
     "flat_solvent": ("warning", "the solvent is flat (masked map): σ is the difference's spread"),
     "models_mismatched": ("warning", "the two models are not of one molecule: no expansion"),
     "peaks_capped": ("warning", "more peaks than the cap: only the strongest are listed"),
+    "partial_coverage": ("warning", "the target's box leaves part of the molecule without data"),
 }
 
 

@@ -52,6 +52,8 @@ IMPLAUSIBLE_B = 300.0
 DEFAULT_MAX_DISTANCE = 5.0
 #: Peaks closer than this many resolution elements (d_min) to the box's faces are dropped.
 EDGE_RESOLUTION_ELEMENTS = 2.0
+#: Below this fraction of the molecular mask covered by the corrected target: flagged.
+MIN_MOLECULE_COVERAGE = 0.9
 #: A model mask covers atoms to this radius (Å) plus d_min.
 MODEL_MASK_RADIUS = 3.0
 #: The solvent must hold this many voxels and this fraction of the box for its σ.
@@ -109,10 +111,11 @@ class CompareResult:
         (with half maps).
     ref_model : gemmi.Structure or None
         The reference model, for the scored copy.
-    target_coverage : float or None
-        Fraction of the reference box that the corrected target covers at least two
-        resolution elements inside its own box (with difference maps): peaks and σ come from
-        there only.
+    target_coverage : dict or None
+        With difference maps: ``"box"`` and ``"molecule"``, the fractions of the reference
+        box and of its molecular mask that the corrected target covers at least two
+        resolution elements inside its own box (peaks, σ and residue scores come from there
+        only).
     """
 
     scan: ScanResult
@@ -136,7 +139,7 @@ class CompareResult:
     residue_scores: Optional[ResidueScores] = None
     half_maps: Optional[dict] = None
     ref_model: object = None
-    target_coverage: Optional[float] = None
+    target_coverage: Optional[dict] = None
 
     def to_dict(self) -> dict:
         """Every number, machine-readable: the content of ``summary.json``.
@@ -385,8 +388,17 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     quality = Quality()
     quality.extend(scan.quality)
     quality.extend(amplitude_quality(before, after))
+    coverage = None
     if diff is not None:
         quality.extend(difference_quality(diff, peaks, sigma))
+        coverage = {"box": float(covered.mean()),
+                    "molecule": float(np.count_nonzero(covered & molecule)
+                                      / max(np.count_nonzero(molecule), 1))}
+        if coverage["molecule"] < MIN_MOLECULE_COVERAGE:
+            quality.add("partial_coverage", f"the corrected target's box covers "
+                        f"{100 * coverage['molecule']:.0f} % of the reference's molecule: the "
+                        "rest has no peaks and no residue scores, and R and the scaling "
+                        "include it as a difference")
     if models_refused is not None:
         quality.add("models_mismatched", f"the models were not used (no expansion analysis, "
                                          f"placement by the maps): {models_refused}")
@@ -401,7 +413,7 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                              "reference": ref_noise, "target": target_noise}
                          if ref_noise is not None else None,
                          ref_model=ref_model,
-                         target_coverage=None if covered is None else float(covered.mean()))
+                         target_coverage=coverage)
 
 
 def _half_names(role: str) -> tuple:
