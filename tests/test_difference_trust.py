@@ -152,6 +152,18 @@ def test_map_against_itself_is_zero(grid):
     assert r.after.r_overall < 1e-3 and not len(r.peaks)
     assert float(np.max(np.abs(r.difference.map.data))) == 0.0
     assert "do not differ" in difference_verdict(r.difference, r.peaks, 4.0)
+    assert r.target_coverage == {"box": 1.0, "molecule": 1.0}
+
+
+@pytest.mark.parametrize("name", ["maps/emd_2566_mitoribosome_seg_daq.mrc",
+                                  "maps/emd_5170_tempy.map"])
+def test_map_against_itself_is_fully_covered(shared_file, name):
+    """A segment whose density reaches its box faces, and a filament: against itself the
+    target covers everything (no partial_coverage)."""
+    m = voxscale.read_map(shared_file(name))
+    r = voxscale.compare(m, m, nthreads=2)
+    assert r.target_coverage["molecule"] > 0.99
+    assert "partial_coverage" not in r.quality.codes
 
 
 

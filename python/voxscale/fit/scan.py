@@ -1012,7 +1012,8 @@ def resampling_round_trip(ref: Map, target: Map, result: ScanResult, *, region=N
                      np.asarray(target.shape))
     if np.any(tgt_hi <= tgt_lo):  # the box lies beyond the target: nothing comes back
         return _sub_grid(ref, out_lo, out_hi, np.zeros(tuple(out_hi - out_lo), np.float32))
-    source = _sub_grid(ref, in_lo, in_hi)
+    whole = np.all(in_lo == 0) and np.all(in_hi == np.asarray(ref.shape))
+    source = ref if whole else _sub_grid(ref, in_lo, in_hi)
     out = _sub_grid(ref, out_lo, out_hi, np.zeros(tuple(out_hi - out_lo), np.float32))
     there_grid = _sub_grid(target, tgt_lo, tgt_hi, np.zeros(tuple(tgt_hi - tgt_lo),
                                                               np.float32))
@@ -1074,7 +1075,8 @@ def target_coverage(ref: Map, target: Map, result: ScanResult, margin: float, *,
     result : ScanResult
         The scan's result.
     margin : float
-        Distance (Å) from the target's box faces (its voxel centres) that counts as outside.
+        Distance (Å) from the target's box faces (its outer voxel centres) that counts as
+        outside (0: every point between those centres is covered).
     anisotropic, nthreads
         As for :func:`corrected_target`.
 
@@ -1093,7 +1095,8 @@ def target_coverage(ref: Map, target: Map, result: ScanResult, margin: float, *,
                                correction_index_map(ref, target, result,
                                                     anisotropic=anisotropic),
                                1, nthreads=nthreads).data
-    return inside > 0.5
+    # 1 only where all eight trilinear neighbours are inside: lo <= index <= n - 1 - lo
+    return inside >= np.float32(1.0 - 1e-5)
 
 
 #: Edge (Å) of the blocks that make the fit-point subsets: larger than the correlation length

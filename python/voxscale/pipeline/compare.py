@@ -25,7 +25,7 @@ from ..maps.models import calpha_residues, check_model_in_map, read_model, trans
 from ..maps.mrc import read_map
 from ..maps.interpolation import resample, spline_coefficients
 from ..maps.masks import density_mask, dilate, model_mask
-from ..reciprocal.difference import (DifferenceResult, compare_amplitudes,
+from ..reciprocal.difference import (DifferenceResult, compare_amplitudes, floor_summary,
                                      real_space_difference, resampling_floor,
                                      vector_difference)
 from ..reciprocal.noise import check_half_map, half_map_noise
@@ -113,9 +113,9 @@ class CompareResult:
         The reference model, for the scored copy.
     target_coverage : dict or None
         With difference maps: ``"box"`` and ``"molecule"``, the fractions of the reference
-        box and of its molecular mask that the corrected target covers at least two
-        resolution elements inside its own box (peaks, σ and residue scores come from there
-        only).
+        box and of its molecular mask where the corrected target has data (inside its box;
+        residue scores come from there only, peaks and σ from two resolution elements
+        inside it).
     """
 
     scan: ScanResult
@@ -331,40 +331,49 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         if target_model is not None:
             moved = _model_into_reference(target_model, scan)
             models["target"] = moved
-        molecule = covered = None
+        molecule = covered = has_data = None
         if difference:
             molecule = molecular_region(ref, corrected, models.values(), mask, d_min,
                                         nthreads=nthreads)
             # where the corrected target has data (beyond its box it is 0, and the difference
-            # there is the reference itself): peaks and σ come from inside it
+            # there is the reference itself): residue scores and the coverage come from
+            # has_data, peaks and σ from covered, two resolution elements inside its box as
+            # they are inside the reference's
+            has_data = target_coverage(ref, target, scan, 0.0, nthreads=nthreads)
             covered = target_coverage(ref, target, scan, EDGE_RESOLUTION_ELEMENTS * d_min,
                                       nthreads=nthreads)
+            peak_region = covered & molecule
             noise = region = floor = None
             if ref_noise is not None:
                 noise = (ref_noise.noise, corrected_target(ref, target_noise.noise, scan,
                                                            nthreads=nthreads))
                 sigma_name = "half_maps"
+                # z-scores of the noise where peaks are sought (beyond the target's box only
+                # the reference's noise is left)
+                region = peak_region if peak_region.any() else molecule
             else:
                 sigma_name, region = sigma_region(ref, molecule, covered)
                 # the error resampling between the grids makes is a floor under σ: without
-                # it a masked map's flat solvent lets interpolation error pass for peaks
-                # computed only over the box where peaks and scores are sought (plus margins)
-                box = floor_region(ref, covered & molecule, d_min, extra=max(
-                    0.0, max_distance - MODEL_MASK_RADIUS - d_min) if models and mask is None
-                    else 0.0)
+                # it a masked map's flat solvent lets interpolation error pass for peaks;
+                # computed over the box where peaks and residue scores are sought
+                atoms = np.concatenate([_atom_positions(m) for m in models.values()]) \
+                    if models else None
+                box = floor_region(ref, peak_region, d_min, points=atoms,
+                                   reach=max_distance if mask is None else 0.0)
                 floor = resampling_floor(ref, resampling_round_trip(ref, target, scan,
                                                                     region=box,
                                                                     nthreads=nthreads),
                                          d_max, d_min, transform=f_ref, nthreads=nthreads)
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
                                                transforms=(f_ref, f_cor))
-            # with half maps, z-scores of the noise over the molecule, where peaks are sought
-            # (the rotated target's box may leave the reference's corners without its noise)
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
-                                     noise=noise, mask=molecule if noise is not None else region,
-                                     floor=floor, transforms=(f_ref, f_cor))
+                                     noise=noise, mask=region, floor=floor,
+                                     transforms=(f_ref, f_cor))
+            if floor is not None and diff.sigma > 0:
+                # the floor's size where peaks are sought
+                diff.resampling_floor = floor_summary(floor, diff.sigma, peak_region)
             diff.sigma_source = sigma_name
-            del noise, region, floor
+            del noise, region, floor, peak_region
             after = diff.scaling
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,
@@ -379,7 +388,7 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                                max_distance=max_distance if models else None,
                                edge_margin=EDGE_RESOLUTION_ELEMENTS * d_min)
             if ref_model is not None:
-                scores = residue_scores(diff.map, ref_model, mask=covered, nthreads=nthreads)
+                scores = residue_scores(diff.map, ref_model, mask=has_data, nthreads=nthreads)
     parameters = {"resolution": [d_max, d_min], "resolution_choice": choice.to_dict(),
                   "threads": nthreads, "sigma": sigma, "max_distance": max_distance,
                   "half_maps": ref_noise is not None,
@@ -391,8 +400,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     coverage = None
     if diff is not None:
         quality.extend(difference_quality(diff, peaks, sigma))
-        coverage = {"box": float(covered.mean()),
-                    "molecule": float(np.count_nonzero(covered & molecule)
+        coverage = {"box": float(has_data.mean()),
+                    "molecule": float(np.count_nonzero(has_data & molecule)
                                       / max(np.count_nonzero(molecule), 1))}
         if coverage["molecule"] < MIN_MOLECULE_COVERAGE:
             quality.add("partial_coverage", f"the corrected target's box covers "
@@ -416,6 +425,12 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                          target_coverage=coverage)
 
 
+def _atom_positions(structure) -> np.ndarray:
+    """x, y, z (Å) of every atom of a structure's first model, shape (n, 3)."""
+    return np.array([a.pos.tolist() for ch in structure[0] for r in ch for a in r],
+                    dtype=np.float64).reshape(-1, 3)
+
+
 def _half_names(role: str) -> tuple:
     return (f"the {role}'s half map 1", f"the {role}'s half map 2")
 
@@ -427,26 +442,40 @@ FLOOR_MARGIN_RESOLUTION_ELEMENTS = 4.0
 FLOOR_BOX_FRACTION = 0.8
 
 
-def floor_region(ref: Map, inside: np.ndarray, d_min: float, *, extra: float = 0.0):
+def floor_region(ref: Map, inside: np.ndarray, d_min: float, *, points=None,
+                 reach: float = 0.0):
     """The box of the reference grid over which the resampling floor is computed: around the
-    voxels ``inside`` (where peaks and residue scores are sought), FLOOR_MARGIN d_min + extra
-    (Å) beyond them on every side, grown to FFT-friendly lengths; None (the whole grid) when
-    that is most of it or ``inside`` is empty.
+    voxels ``inside`` and the ``points`` (atoms, x, y, z Å) widened by ``reach`` (Å), where
+    peaks and residue scores are sought, FLOOR_MARGIN_RESOLUTION_ELEMENTS·d_min beyond them
+    on every side, grown to FFT-friendly lengths; None (the whole grid) when that is most of
+    it or there is nothing to cover.
 
     Returns
     -------
     tuple of three slices (z, y, x) or None
     """
-    if not inside.any():
+    spans = [None, None, None]  # (first, last) voxel per axis, z, y, x
+    if inside.any():
+        for axis in range(3):
+            used = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+            spans[axis] = (int(used[0]), int(used[-1]))
+    if points is not None and len(points):
+        v = ref.voxel_size
+        first = np.floor((np.min(points, axis=0) - reach - ref.origin) / v)[::-1]
+        last = np.ceil((np.max(points, axis=0) + reach - ref.origin) / v)[::-1]
+        for axis in range(3):
+            lo, hi = int(first[axis]), int(last[axis])
+            spans[axis] = (lo, hi) if spans[axis] is None else (
+                min(lo, spans[axis][0]), max(hi, spans[axis][1]))
+    if spans[0] is None:
         return None
-    margin = FLOOR_MARGIN_RESOLUTION_ELEMENTS * d_min + extra
+    margin = FLOOR_MARGIN_RESOLUTION_ELEMENTS * d_min
     box = []
     for axis, v in zip(range(3), ref.voxel_size[::-1]):
-        others = tuple(a for a in range(3) if a != axis)
-        used = np.flatnonzero(inside.any(axis=others))
         n = ref.shape[axis]
         pad = int(np.ceil(margin / v))
-        lo, hi = max(int(used[0]) - pad, 0), min(int(used[-1]) + 1 + pad, n)
+        lo = min(max(spans[axis][0] - pad, 0), n - 1)
+        hi = max(min(spans[axis][1] + 1 + pad, n), lo + 1)
         length = min(fast_length(hi - lo), n)
         lo = max(min(lo, n - length), 0)
         box.append(slice(lo, lo + length))
@@ -459,16 +488,18 @@ def sigma_region(ref: Map, molecule: np.ndarray, covered: Optional[np.ndarray] =
     solvent is large enough (5 % of the box and 1000 voxels) and carries noise;
     ``("molecule", mask)`` when it is flat (a masked map, spread below FLAT_SOLVENT of the
     molecule's: its spread is no measure of the noise); ``("box", None)`` when there is
-    hardly any solvent. ``covered``: the voxels where the corrected target has data; the
-    regions are limited to them (when that leaves any)."""
+    hardly any solvent (``("box", covered)`` with ``covered``). ``covered``: the voxels where
+    the corrected target has data; the regions are limited to them (when that leaves any)."""
     if covered is not None and covered.any():
         molecule = molecule & covered
         solvent = covered & ~molecule
+        box = covered
     else:
-        solvent = ~molecule
+        solvent, box = ~molecule, None
     n = int(np.count_nonzero(solvent))
-    if n < max(MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION * solvent.size):
-        return "box", None
+    n_box = solvent.size if box is None else int(np.count_nonzero(box))
+    if n < max(MIN_SOLVENT_VOXELS, MIN_SOLVENT_FRACTION * n_box):
+        return "box", box
     spread_solvent = mean_std(ref.data, mask=solvent)[1]
     spread_molecule = mean_std(ref.data, mask=molecule)[1] if molecule.any() else 0.0
     if not spread_solvent > FLAT_SOLVENT * spread_molecule:

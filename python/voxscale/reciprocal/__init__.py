@@ -37,10 +37,11 @@ from .transform import (StructureFactors, gaussian_smooth, half_transform, low_p
                         structure_factors)
 
 __all__ = ["DifferenceResult", "compare_amplitudes", "difference_map", "estimate_resolution",
-           "real_space_difference", "resampling_floor", "vector_difference", "model_map", "Peak", "PeakTable",
-           "find_peaks", "nearest_atoms", "ScalingResult", "scale_amplitudes", "scale_arrays",
-           "ShellSums", "check_resolution_range", "shell_edges", "shell_index", "shell_sums",
-           "StructureFactors", "gaussian_smooth", "half_transform", "low_pass", "map_from_half_transform",
+           "real_space_difference", "resampling_floor", "vector_difference", "model_map",
+           "Peak", "PeakTable", "find_peaks", "nearest_atoms", "ScalingResult",
+           "scale_amplitudes", "scale_arrays", "ShellSums", "check_resolution_range",
+           "shell_edges", "shell_index", "shell_sums", "StructureFactors", "gaussian_smooth",
+           "half_transform", "low_pass", "map_from_half_transform",
            "map_from_structure_factors", "structure_factors", "HalfMapNoise", "half_map_noise",
            "ResidueScore", "ResidueScores", "residue_scores", "ResolutionChoice",
            "signal_resolution"]

@@ -30,7 +30,8 @@ from .transform import (StructureFactors, _unique_reflections, half_grid_frequen
                         low_pass_of_transform, map_from_half_transform, resolution_mask)
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference",
-           "compare_amplitudes", "real_space_difference", "resampling_floor", "FLOOR_WIDTH",
+           "compare_amplitudes", "real_space_difference", "resampling_floor", "floor_summary",
+           "FLOOR_WIDTH",
            "default_d_min", "check_same_grid", "estimate_resolution", "resolution_from_fsc"]
 
 
@@ -154,8 +155,9 @@ class DifferenceResult:
     resampling_floor : dict or None
         When the map was divided by √(σ² + floor) (``floor`` of :func:`vector_difference`,
         the local mean square of the resampling error, :func:`resampling_floor`): its width
-        (``width_fwhm_d_min``) and the median and largest √floor / σ over the σ region
-        (``rms_over_sigma_median``, ``rms_over_sigma_max``).
+        (``width_fwhm_d_min``) and the median and largest √floor / σ
+        (``rms_over_sigma_median``, ``rms_over_sigma_max``, :func:`floor_summary`) over the
+        σ region; :func:`voxscale.compare` takes them over the region of the peaks.
     """
 
     map: Map
@@ -321,10 +323,14 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         if noise is not None:
             raise VoxscaleError("floor is for a difference without noise: with half maps the "
                                 "noise of the difference bounds the resampling error")
+        if isinstance(floor, Map):
+            check_same_grid(ref, floor)
         floor = floor.data if isinstance(floor, Map) else np.asarray(floor)
         if floor.shape != ref.shape:
             raise GridMismatchError(f"the floor has shape {floor.shape}, not the reference "
                                     f"grid's {ref.shape}")
+        if not (np.all(np.isfinite(floor)) and float(np.min(floor)) >= 0):
+            raise VoxscaleError("the floor must be a variance: finite and not negative")
     if noise is None:
         del factor
         diff = map_from_half_transform(delta, ref, overwrite=True, nthreads=nthreads)
@@ -497,15 +503,35 @@ def _shell_scale(sums, edges: np.ndarray) -> tuple:
     return float(np.exp(log_k)), float(b)
 
 
+def floor_summary(floor, sigma: float, region=None) -> dict:
+    """The resampling floor's size against σ: its width and the median and largest √floor / σ
+    over ``region`` (bool mask; the whole grid when None or empty).
+
+    Parameters
+    ----------
+    floor : Map or numpy.ndarray
+        The floor (density units²), as from :func:`resampling_floor`.
+    sigma : float
+        σ of the difference (density units), > 0.
+    region : numpy.ndarray of bool, optional
+
+    Returns
+    -------
+    dict
+        ``width_fwhm_d_min``, ``rms_over_sigma_median``, ``rms_over_sigma_max``.
+    """
+    floor = floor.data if isinstance(floor, Map) else np.asarray(floor)
+    values = floor if region is None or not np.any(region) else floor[region]
+    return {"width_fwhm_d_min": FLOOR_WIDTH,
+            "rms_over_sigma_median": float(np.sqrt(np.median(values))) / sigma,
+            "rms_over_sigma_max": float(np.sqrt(np.max(values))) / sigma}
+
+
 def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region) -> dict:
     """diff ← diff / √(σ² + floor) in place (``floor`` is not changed); the floor's size
     relative to σ over ``region`` (the whole box when None)."""
+    summary = floor_summary(floor, sigma, region)
     floor = np.divide(floor, np.float32(sigma * sigma), dtype=np.float32)
-    ratio = floor if region is None else floor[region]
-    summary = {"width_fwhm_d_min": FLOOR_WIDTH,
-               "rms_over_sigma_median": float(np.sqrt(np.median(ratio))),
-               "rms_over_sigma_max": float(np.sqrt(np.max(ratio)))}
-    del ratio
     floor += np.float32(1.0)
     np.sqrt(floor, out=floor)
     floor *= np.float32(sigma)

@@ -75,8 +75,9 @@ class ResidueScores(list):
     def scored_model(self, structure) -> gemmi.Structure:
         """A copy of the model with each atom's B factor set to its residue's ``score``,
         clipped to −99.99 … 999.99, what PDB's B column holds. Residues without a score (no
-        atom inside the map, or, in a comparison, where the corrected target has data) get B = 0 and occupancy 0, so that "not scored" is not read as
-        "no change" (select them with ``occupancy = 0`` in ChimeraX or Coot)."""
+        atom inside the map, or, in a comparison, none where the corrected target has data)
+        get B = 0 and occupancy 0, so that "not scored" is not read as "no change" (select
+        them with ``occupancy = 0`` in ChimeraX or Coot)."""
         by_key = {(r.chain, r.residue_number, r.insertion_code): r.score for r in self}
         out = structure.clone()
         for chain in out[0]:
