@@ -46,6 +46,24 @@ def _scan_like(transform, scale) -> ScanResult:
     return r
 
 
+def _scipy_affine(data, matrix, shape):
+    """scipy's cubic affine_transform (mirror) with an (x, y, z) index map, on (z, y, x)."""
+    rev = np.eye(3)[::-1]
+    return ndi.affine_transform(data.astype(np.float64), rev @ matrix[:, :3] @ rev,
+                                rev @ matrix[:, 3], output_shape=shape, order=3, mode="mirror")
+
+
+def _source_indices(matrix, shape):
+    """x, y, z source indices, shape (3, nz, ny, nx), of every voxel of a grid of ``shape``."""
+    iz, iy, ix = np.indices(shape)
+    return np.einsum("ij,jzyx->izyx", matrix, np.stack([ix, iy, iz, np.ones_like(ix)]))
+
+
+def _within(idx, shape):
+    """Where indices (3, ...) lie in the domain [0, n - 1] of a grid of ``shape`` (z, y, x)."""
+    return np.all((idx >= 0) & (idx <= np.array(shape[::-1])[:, None, None, None] - 1), axis=0)
+
+
 def test_gaussian_smooth_matches_scipy():
     rng = np.random.default_rng(4)
     a = rng.random((30, 36, 28)).astype(np.float32)
@@ -69,14 +87,8 @@ def test_resample_by_index_matches_scipy_and_resample():
     matrix = index_map(m, onto, t, 1.03)
     got = resample_by_index(m, onto, matrix, 3).data
     assert np.array_equal(got, voxscale.resample(m, onto, t, 1.03, order=3).data)
-    rev = np.eye(3)[::-1]
-    expected = ndi.affine_transform(m.data.astype(np.float64), rev @ matrix[:, :3] @ rev,
-                                    rev @ matrix[:, 3], output_shape=onto.shape, order=3,
-                                    mode="mirror", cval=0.0)
-    iz, iy, ix = np.indices(onto.shape)
-    idx = np.einsum("ij,jzyx->izyx", matrix, np.stack([ix, iy, iz, np.ones_like(ix)]))
-    inside = np.all((idx >= 0) & (idx <= np.array(m.shape[::-1])[:, None, None, None] - 1),
-                    axis=0)
+    expected = _scipy_affine(m.data, matrix, onto.shape)
+    inside = _within(_source_indices(matrix, onto.shape), m.shape)
     assert inside.mean() > 0.3
     assert np.max(np.abs(got[inside] - expected[inside])) < 1e-4 * m.data.std()
     assert np.all(got[~inside] == 0.0)
@@ -100,25 +112,14 @@ def test_round_trip_error_is_that_of_resampling_twice():
     scan = _scan_like(t, 0.99)
     forward = correction_index_map(ref, target, scan)
     backward = np.linalg.inv(np.vstack([forward, [0, 0, 0, 1]]))[:3]
-    rev = np.eye(3)[::-1]
-
-    def scipy_affine(data, matrix, shape):
-        return ndi.affine_transform(data.astype(np.float64), rev @ matrix[:, :3] @ rev,
-                                    rev @ matrix[:, 3], output_shape=shape, order=3,
-                                    mode="mirror")
-
-    there = scipy_affine(ref.data, backward, target.shape)
+    there = _scipy_affine(ref.data, backward, target.shape)
     # voxscale fills 0 beyond the source box; scipy mirrors: compare where both are inside
-    iz, iy, ix = np.indices(target.shape)
-    idx = np.einsum("ij,jzyx->izyx", backward, np.stack([ix, iy, iz, np.ones_like(ix)]))
-    there[~np.all((idx >= 0) & (idx <= 39), axis=0)] = 0.0
-    expected = scipy_affine(there, forward, ref.shape)
+    there[~_within(_source_indices(backward, target.shape), ref.shape)] = 0.0
+    expected = _scipy_affine(there, forward, ref.shape)
     got = resampling_round_trip(ref, target, scan, nthreads=2).data
     # compare where the back leg lands inside the target's box (beyond it voxscale gives 0)
-    iz, iy, ix = np.indices(ref.shape)
-    idx = np.einsum("ij,jzyx->izyx", forward, np.stack([ix, iy, iz, np.ones_like(ix)]))
-    deep = np.all((idx >= 0) & (idx <= np.array(target.shape[::-1])[:, None, None, None] - 1),
-                  axis=0)
+    idx = _source_indices(forward, ref.shape)
+    deep = _within(idx, target.shape)
     assert deep.mean() > 0.4
     assert np.max(np.abs(got[deep] - expected[deep])) < 1e-4 * ref.data.std()
     # and it is an error of resampling: small against the map (away from the boxes' faces,
@@ -137,9 +138,7 @@ def test_target_coverage_brute_force(margin):
     t[:3, 3] = (3.0, 2.0, 1.0)
     scan = _scan_like(t, 1.02)
     got = target_coverage(ref, target, scan, margin, nthreads=2)
-    matrix = correction_index_map(ref, target, scan)
-    iz, iy, ix = np.indices(ref.shape)
-    idx = np.einsum("ij,jzyx->izyx", matrix, np.stack([ix, iy, iz, np.ones_like(ix)]))
+    idx = _source_indices(correction_index_map(ref, target, scan), ref.shape)
     lo = np.ceil(margin / (target.voxel_size * 1.02))[:, None, None, None]  # x, y, z
     hi = np.array(target.shape[::-1])[:, None, None, None] - lo - 1
     inside = np.all((idx >= lo) & (idx <= hi), axis=0)

@@ -978,10 +978,8 @@ def resampling_round_trip(ref: Map, target: Map, result: ScanResult, *, region=N
 
     Parameters
     ----------
-    ref, target : Map
-        The maps given to the scan.
-    result : ScanResult
-        The scan's result.
+    ref, target, result
+        As for :func:`corrected_target`.
     region : tuple of three slices, optional
         A box of the reference grid (z, y, x slices with unit steps): only its voxels are
         computed, from the reference within :data:`SPLINE_MARGIN` voxels of it and the
@@ -1070,10 +1068,8 @@ def target_coverage(ref: Map, target: Map, result: ScanResult, margin: float, *,
 
     Parameters
     ----------
-    ref, target : Map
-        The maps given to the scan.
-    result : ScanResult
-        The scan's result.
+    ref, target, result
+        As for :func:`corrected_target`.
     margin : float
         Distance (Å) from the target's box faces (its outer voxel centres) that counts as
         outside (0: every point between those centres is covered).
