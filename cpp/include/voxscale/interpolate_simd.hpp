@@ -75,9 +75,10 @@ VOXSCALE_TARGET_AVX2 inline __m256 trilinear8(const TrilinearSource& s, __m256i 
   return _mm256_add_ps(c0, _mm256_mul_ps(tz, _mm256_sub_ps(c1, c0)));
 }
 
-// Cell (clamped to [0, m]) and fraction (clamped to >= 0) of 8 coordinates given as two
+// Cell (clamped to [0, m]) and fraction (clamped to [0, 1]) of 8 coordinates given as two
 // vectors of 4. Coordinates lie in [-tol, m + 1 + tol], where truncation is the floor; the
-// clamps keep every read inside the source whatever the rounding.
+// clamps keep every read inside the source whatever the rounding, and put points within tol
+// of the domain onto it (as the scalar paths do).
 VOXSCALE_TARGET_AVX2 inline void split8(__m256d v0, __m256d v1, std::int32_t m, __m256i& cell,
                                         __m256& t) {
   const __m128i m4 = _mm_set1_epi32(m), zero = _mm_setzero_si128();
@@ -86,7 +87,8 @@ VOXSCALE_TARGET_AVX2 inline void split8(__m256d v0, __m256d v1, std::int32_t m, 
   const __m128 t0 = _mm256_cvtpd_ps(_mm256_sub_pd(v0, _mm256_cvtepi32_pd(c0)));
   const __m128 t1 = _mm256_cvtpd_ps(_mm256_sub_pd(v1, _mm256_cvtepi32_pd(c1)));
   cell = _mm256_set_m128i(c1, c0);
-  t = _mm256_max_ps(_mm256_set_m128(t1, t0), _mm256_setzero_ps());
+  t = _mm256_min_ps(_mm256_max_ps(_mm256_set_m128(t1, t0), _mm256_setzero_ps()),
+                    _mm256_set1_ps(1.0f));
 }
 
 /// Points lo..hi of the row start + step*i, all inside the source, written to out[lo..hi].
@@ -168,7 +170,9 @@ VOXSCALE_TARGET_AVX512 inline void split16(__m512d v0, __m512d v1, std::int32_t 
   const __m256 t0 = _mm512_cvtpd_ps(_mm512_sub_pd(v0, _mm512_cvtepi32_pd(c0)));
   const __m256 t1 = _mm512_cvtpd_ps(_mm512_sub_pd(v1, _mm512_cvtepi32_pd(c1)));
   cell = _mm512_inserti64x4(_mm512_castsi256_si512(c0), c1, 1);
-  t = _mm512_max_ps(_mm512_insertf32x8(_mm512_castps256_ps512(t0), t1, 1), _mm512_setzero_ps());
+  t = _mm512_min_ps(_mm512_max_ps(_mm512_insertf32x8(_mm512_castps256_ps512(t0), t1, 1),
+                                  _mm512_setzero_ps()),
+                    _mm512_set1_ps(1.0f));
 }
 
 VOXSCALE_TARGET_AVX512 inline void trilinear_row_avx512(const TrilinearSource& s,

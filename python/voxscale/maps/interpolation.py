@@ -2,7 +2,7 @@
 
 Two interpolation orders, both defined on the box spanned by the voxel centres (index 0 to
 n - 1 on every axis); points outside it get ``fill`` and are flagged outside, as in ChimeraX
-``fitmap``:
+``fitmap`` (:func:`resample` counts points within 0.01 voxel of the box as on its face):
 
 * ``order=1``: trilinear interpolation (scipy.ndimage ``order=1``);
 * ``order=3``: cubic B-spline interpolation with mirror boundaries (scipy.ndimage ``order=3,
@@ -241,7 +241,9 @@ def resample(map: Map, onto: Map, transform=None, scale=1.0, order: int = 1, *,
     order : {1, 3}, optional
         1 trilinear (default), 3 cubic B-spline.
     fill : float, optional
-        Value for output voxels that fall outside ``map`` (default 0).
+        Value for output voxels that fall outside ``map`` (default 0); those within 0.01
+        voxel of its outer samples count as inside and take the value on its face (a fitted
+        pose's last digits must not cut off a box's outer planes).
     coefficients : numpy.ndarray, optional
         ``spline_coefficients(map.data)`` when the caller has them already (order 3 only), so
         that resampling one map several times computes them once.

@@ -360,10 +360,12 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                     if models else None
                 box = floor_region(ref, peak_region, d_min, points=atoms,
                                    reach=max_distance if mask is None else 0.0)
-                floor = resampling_floor(ref, resampling_round_trip(ref, target, scan,
-                                                                    region=box,
-                                                                    nthreads=nthreads),
-                                         d_max, d_min, transform=f_ref, nthreads=nthreads)
+                floor = resampling_floor(
+                    ref, resampling_round_trip(ref, target, scan, region=box,
+                                               nthreads=nthreads),
+                    d_max, d_min, transform=f_ref, scale_uncertainty=scan.uncertainty,
+                    centre=(scan.transform @ np.append(scan.target_center, 1.0))[:3],
+                    nthreads=nthreads)
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
                                                transforms=(f_ref, f_cor))
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
