@@ -176,6 +176,9 @@ def test_false_positive_rate_of_independent_copies(grid, model, halves):
     kw = dict(ref_halves=(r1, r2), target_halves=(t1, t2)) if halves else {}
     r = voxscale.compare(ref, tgt, nthreads=2, **kw)
     assert r.difference.sigma_source == ("half_maps" if halves else "solvent")
+    if not halves:  # independent noise: not taken for shared
+        print(f"\nMEASURED solvent noise ratio of independent copies {r.solvent_noise_ratio:.2f}")
+        assert r.solvent_noise_ratio > 1.0 and "shared_noise" not in r.quality.codes
     z = r.difference.map.data
     beyond = int(np.count_nonzero(np.abs(z) > 4.5))
     expected = 2 * norm.sf(4.5) * z.size

@@ -35,6 +35,7 @@ REASON_CODES = {
     "models_mismatched": ("warning", "the two models are not of one molecule: no expansion"),
     "peaks_capped": ("warning", "more peaks than the cap: only the strongest are listed"),
     "partial_coverage": ("warning", "the target's box leaves part of the molecule without data"),
+    "shared_noise": ("warning", "the maps share their noise: σ of the solvent is not the noise"),
 }
 
 
