@@ -21,11 +21,12 @@ from ..errors import MapFormatError, ModelFormatError, ModelMismatchError, Voxsc
 from ..fit.scan import (Progress, ScanOptions, ScanResult, corrected_target,
                         resampling_round_trip, scan_voxel_scale, target_coverage)
 from ..maps.map import Map
-from ..maps.models import calpha_residues, check_model_in_map, read_model, transform_structure
+from ..maps.models import (calpha_residues, check_model_in_map, model_atom_positions,
+                           read_model, transform_structure)
 from ..maps.mrc import read_map
 from ..maps.interpolation import resample, spline_coefficients
 from ..maps.masks import density_mask, dilate, model_mask
-from ..reciprocal.difference import (DifferenceResult, compare_amplitudes, floor_summary,
+from ..reciprocal.difference import (DifferenceResult, compare_amplitudes,
                                      real_space_difference, resampling_floor,
                                      vector_difference)
 from ..reciprocal.noise import check_half_map, half_map_noise
@@ -367,7 +368,7 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                 # the error resampling between the grids makes is a floor under σ: without
                 # it a masked map's flat solvent lets interpolation error pass for peaks;
                 # computed over the box where peaks and residue scores are sought
-                atoms = np.concatenate([_atom_positions(m) for m in models.values()]) \
+                atoms = np.concatenate([model_atom_positions(m) for m in models.values()]) \
                     if models else None
                 box = floor_region(ref, peak_region, d_min, points=atoms,
                                    reach=max_distance if mask is None else 0.0)
@@ -381,10 +382,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                                                transforms=(f_ref, f_cor))
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
                                      noise=noise, mask=region, floor=floor,
+                                     floor_region=peak_region if peak_region.any() else None,
                                      transforms=(f_ref, f_cor))
-            if floor is not None and diff.sigma > 0:
-                # the floor's size where peaks are sought
-                diff.resampling_floor = floor_summary(floor, diff.sigma, peak_region)
             diff.sigma_source = sigma_name
             if sigma_name == "solvent" and diff.sigma > 0:
                 solvent_ratio = diff.sigma / _band_spread(ref, f_ref, region, d_max, d_min,
@@ -455,12 +454,6 @@ def _band_spread(ref: Map, f_ref: np.ndarray, region: np.ndarray, d_max, d_min,
                                    ref, overwrite=True, nthreads=nthreads).data
     spread = mean_std(band, mask=region)[1]
     return spread if spread > 0 else float("inf")
-
-
-def _atom_positions(structure) -> np.ndarray:
-    """x, y, z (Å) of every atom of a structure's first model, shape (n, 3)."""
-    return np.array([a.pos.tolist() for ch in structure[0] for r in ch for a in r],
-                    dtype=np.float64).reshape(-1, 3)
 
 
 def _half_names(role: str) -> tuple:

@@ -156,8 +156,9 @@ class DifferenceResult:
         When the map was divided by √(σ² + floor) (``floor`` of :func:`vector_difference`,
         the local mean square of the resampling error, :func:`resampling_floor`): its width
         (``width_fwhm_d_min``) and the median and largest √floor / σ
-        (``rms_over_sigma_median``, ``rms_over_sigma_max``, :func:`floor_summary`) over the
-        σ region; :func:`voxscale.compare` takes them over the region of the peaks.
+        (``rms_over_sigma_median``, ``rms_over_sigma_max``, :func:`floor_summary`) over
+        ``floor_region`` (default the σ region); :func:`voxscale.compare` takes them over the
+        region of the peaks.
     """
 
     map: Map
@@ -267,7 +268,7 @@ def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                       scaling: str = "isotropic", scaling_target: str = "wilson", mask=None,
-                      noise=None, floor=None, n_shells: int = 20,
+                      noise=None, floor=None, floor_region=None, n_shells: int = 20,
                       transforms=(None, None), nthreads: int = 0) -> DifferenceResult:
     """Scale the target onto the reference by resolution and form the vector difference.
 
@@ -296,6 +297,9 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         is Δ / √(σ² + floor): the resampling floor (:func:`resampling_floor`), which keeps
         the error of resampling between two grids from passing for peaks (see
         :attr:`DifferenceResult.resampling_floor`). Not changed.
+    floor_region : Map or numpy.ndarray, optional
+        Where the floor's size against σ is summarised (default ``mask``, the σ region), e.g.
+        the region where peaks are sought.
     n_shells : int, optional
         Shells of the statistics.
     transforms : tuple of numpy.ndarray, optional
@@ -318,7 +322,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     delta = np.subtract(f_tgt, f_ref)
     delta *= in_range
     region = None if mask is None else _mask_array(mask, ref.shape)
-    weights = floor_summary = None
+    weights = floor_stats = None
     if floor is not None:
         if noise is not None:
             raise VoxscaleError("floor is for a difference without noise: with half maps the "
@@ -340,7 +344,9 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         if sigma < ROUNDING_SIGMA * mean_std(ref.data)[1]:
             sigma = 0.0
         if floor is not None and sigma > 0:
-            floor_summary = _divide_with_floor(diff.data, sigma, floor, region)
+            floor_stats = _divide_with_floor(
+                diff.data, sigma, floor,
+                region if floor_region is None else _mask_array(floor_region, ref.shape))
     else:
         noise_delta = _noise_of_difference(noise, ref, factor, in_range, nthreads)
         del factor
@@ -358,10 +364,10 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         del noise_map
         source = "half_maps"
     del in_range
-    if floor_summary is None:
+    if floor_stats is None:
         diff = Map._on_grid_of(_sigma_units(diff.data, sigma), ref)
     return DifferenceResult(diff, result, sigma, f_ref, f_tgt, sigma_source=source,
-                            weights=weights, resampling_floor=floor_summary)
+                            weights=weights, resampling_floor=floor_stats)
 
 
 #: Width (FWHM, in units of d_min) of the local mean square of the resampling error.
