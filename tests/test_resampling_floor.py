@@ -211,7 +211,7 @@ def haemoglobin(shared_file):
 def _copy(m: Map, angle: float, *, order: int = 3, n_cut: int = 0):
     """A relabelled, rotated, shifted copy; with ``n_cut``, balls (radius 2 voxels) at that
     many of the copy's strongest voxels cut to 30 %. Returns the copy, the transform
-    x_copy = T·x_m and the cut voxels (z, y, x of the copy's grid)."""
+    x_m = T·x_copy and the cut voxels (z, y, x of the copy's grid)."""
     copy, transform = moved(m, angle, (1, 2, 3), SHIFT, order=order)
     cut = np.zeros((0, 3), int)
     if n_cut:

@@ -190,3 +190,45 @@ def test_full_map_placed_by_maps_at_a_scale_error_is_not_flagged(shared_file):
           f"{r.quality.codes}")
     assert abs(r.best_scale - 1 / 1.02) < 5e-4
     assert r.cc_best > 0.99 and r.quality.status == "ok", r.quality.codes
+
+
+# --- symmetric references: the search's pose against its mates ---------------------------------
+
+def _pose_error_deg(found, truth):
+    """Rotation angle (°) between a fitted transform and the known one."""
+    from voxscale.fit.rotations import rotation_angle_deg
+    return rotation_angle_deg(found[:3, :3] @ truth[:3, :3].T)
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0, 70.0])
+def test_symmetric_map_against_itself_keeps_its_own_pose(load, angle):
+    """EMD-1997 (GroEL, a D7 double ring) against itself relabelled ×1.02 (and rotated): at
+    s = 1 the scale error lowers every one of its 14 symmetry mates' correlations alike and
+    the search picks one of them; refitted at the best factor, the copy's own pose wins (the
+    known rotation, not a multiple of 360°/7 or 180° away)."""
+    m = load(GROEL)
+    copy, t = moved(m, angle, (1, 2, 3), (0, 0, 0) if angle == 0 else (2, -1, 1.5))
+    r = scan(m, relabel_voxel_size(copy, m.voxel_size * 1.02))
+    describe(f"EMD-1997 rotated {angle:.0f}° ×1.02 (mates)", r, 1 / 1.02)
+    print(f"  placement {r.placement.to_dict()}")
+    assert r.placement.symmetry_mate and r.placement.symmetry_operators >= 6
+    # x_m = T·x_copy: T is the copy's own pose
+    assert _pose_error_deg(r.transform, t) < 0.5
+    assert abs(r.best_scale - 1 / 1.02) < EXACT and r.quality.status == "ok"
+
+
+def test_symmetry_operators_are_the_groups(load):
+    """The operators found for GroEL are rotations by multiples of 360°/7 or by 180° (D7),
+    each mapping the map onto itself; for haemoglobin (EMD-3488, C2), one rotation by 180°."""
+    from voxscale.fit.rotations import rotation_angle_deg
+    from voxscale.fit.search import PlacementSearch
+    for path, n_ops in ((GROEL, 13), (HAEMOGLOBIN, 1)):
+        m = load(path)
+        target = relabel_voxel_size(m, m.voxel_size * 1.02)
+        found = PlacementSearch(m, target, nthreads=2).run()
+        angles = sorted(rotation_angle_deg(op[:3, :3]) for op in found.symmetry)
+        print(f"\nMEASURED {path}: {len(found.symmetry)} operators, angles "
+              f"{[round(a, 1) for a in angles]}")
+        assert len(found.symmetry) == n_ops
+        allowed = [k * 360 / 7 for k in (1, 2, 3)] + [180.0]
+        assert all(min(abs(a - b) for b in allowed) < 2.0 for a in angles)

@@ -51,6 +51,14 @@ class Placement:
         Correlation of the best distinct other pose (maps), else NaN.
     symmetry_mate : bool
         That other pose is related to the best by a symmetry of the reference (maps).
+    symmetry_operators : int
+        Symmetry operators of the reference found (the identity not counted; maps). Each
+        mate of the pose was refitted at the best factor and the best kept: at s = 1 a scale
+        error lowers every mate's correlation alike, so the search alone cannot tell the
+        target's own pose from its mates (a pseudo-symmetric map compared with itself).
+    mate_cc_gain : float
+        How much the mate chosen at the best factor fits better than the search's pose
+        (0 when the search's pose was kept; NaN when no mate was tried).
     """
 
     transform: np.ndarray
@@ -60,6 +68,8 @@ class Placement:
     cc: float = float("nan")
     second_cc: float = float("nan")
     symmetry_mate: bool = False
+    symmetry_operators: int = 0
+    mate_cc_gain: float = float("nan")
 
     @property
     def gap(self) -> float:
@@ -70,7 +80,9 @@ class Placement:
         """dict : The placement as it appears in ``scan.json`` and ``summary.json``."""
         return {"method": self.method, "n_pairs": self.n_pairs, "rmsd_A": self.rmsd,
                 "cc": self.cc, "second_cc": self.second_cc, "gap": self.gap,
-                "second_is_symmetry_mate": self.symmetry_mate}
+                "second_is_symmetry_mate": self.symmetry_mate,
+                "symmetry_operators": self.symmetry_operators,
+                "mate_cc_gain": self.mate_cc_gain}
 
 
 def superpose_models(ref_model: gemmi.Structure, target_model: gemmi.Structure, *,
@@ -145,4 +157,5 @@ def place_by_maps(ref: Map, target: Map, *, contour=None,
 def placement_of(found) -> Placement:
     """The :class:`Placement` of a :class:`voxscale.fit.search.GlobalSearch`."""
     return Placement(found.fit.transform, "maps", cc=found.cc, second_cc=found.second_cc,
-                     symmetry_mate=found.second_is_symmetry_mate)
+                     symmetry_mate=found.second_is_symmetry_mate,
+                     symmetry_operators=len(found.symmetry))

@@ -32,6 +32,11 @@ from .rotations import rotation_angle_deg
 
 __all__ = ["rotation_grid", "GlobalSearch", "PlacementSearch", "global_search", "mirrored"]
 
+#: The reference maps onto itself under a transform when its points, moved, correlate with it
+#: above this.
+SYMMETRY_CC = 0.8
+#: Symmetry operators kept at most (an icosahedral group has 60, the identity included).
+MAX_SYMMETRY = 60
 #: Voxels along the longest box edge of the coarse search grid.
 COARSE_VOXELS = 20
 
@@ -103,6 +108,10 @@ class GlobalSearch:
         Resolution (Å) of the coarse search.
     candidates : list of FitResult
         The refined poses, best first.
+    symmetry : list of numpy.ndarray, shape (4, 4)
+        Transforms of the reference frame that map the reference onto itself (its symmetry
+        group less the identity, closed from the relations between refined poses; empty when
+        none was found). For a pose T, every S·T places the target as well at s = 1.
     """
 
     fit: FitResult
@@ -113,6 +122,7 @@ class GlobalSearch:
     n_rotations: int
     resolution: float
     candidates: list = field(default_factory=list, repr=False)
+    symmetry: list = field(default_factory=list, repr=False)
 
 
 def _coarse(m: Map, voxel: float, d: float, nthreads: int, transform=None) -> Map:
@@ -272,16 +282,52 @@ class PlacementSearch:
             self._fine = ReferenceGrid(self.ref, order=3, nthreads=self.nthreads)
         return self._fine
 
-    def _symmetry_mate(self, a: FitResult, b: FitResult) -> bool:
-        """Whether the reference maps onto itself under the move from pose a to pose b."""
+    def _maps_onto_itself(self, relative: np.ndarray) -> bool:
+        """Whether the reference maps onto itself under ``relative`` (x → R·x + t)."""
         if self.ref_points is None:
             self.ref_points = fit_points(self.ref, None, role="reference",
                                          nthreads=self.nthreads)
         pts = self.ref_points.subsample(6000)
-        relative = b.transform @ np.linalg.inv(a.transform)
         moved = np.ascontiguousarray(pts.xyz @ relative[:3, :3].T + relative[:3, 3])
         cc = self.fine.score(moved, pts.values, np.eye(3), np.zeros(3), moved.mean(axis=0))[0]
-        return bool(np.isfinite(cc) and cc > 0.8)
+        return bool(np.isfinite(cc) and cc > SYMMETRY_CC)
+
+    def _symmetry_mate(self, a: FitResult, b: FitResult) -> bool:
+        """Whether the reference maps onto itself under the move from pose a to pose b."""
+        return self._maps_onto_itself(b.transform @ np.linalg.inv(a.transform))
+
+    def _symmetry(self, best: FitResult, others) -> list:
+        """The reference's symmetry operators found from the poses ``others`` that are
+        mates of ``best``, closed under composition (at most :data:`MAX_SYMMETRY`)."""
+        center = np.asarray(self.ref.center, dtype=np.float64)
+        tolerance = 0.2 * self.radius
+
+        def same(a, b):
+            return (rotation_angle_deg(a[:3, :3] @ b[:3, :3].T) < 10.0
+                    and np.linalg.norm((a[:3, :3] - b[:3, :3]) @ center + a[:3, 3] - b[:3, 3])
+                    < tolerance)
+
+        group = [np.eye(4)]
+        for fit in others:
+            relative = fit.transform @ np.linalg.inv(best.transform)
+            if (not any(same(relative, g) for g in group)
+                    and self._maps_onto_itself(relative)):
+                group.append(relative)
+        if len(group) == 1:
+            return []
+        # closure: a group whose generators were found (the cyclic powers of one mate, and
+        # the products of two axes), each product checked against the reference itself
+        grew = True
+        while grew and len(group) < MAX_SYMMETRY:
+            grew = False
+            for a in list(group[1:]):
+                for b in list(group[1:]):
+                    product = a @ b
+                    if (len(group) < MAX_SYMMETRY and not any(same(product, g) for g in group)
+                            and self._maps_onto_itself(product)):
+                        group.append(product)
+                        grew = True
+        return group[1:]
 
     def _mirrored_template(self):
         """The template and its centre reflected through x = the target's box centre."""
@@ -359,10 +405,14 @@ class PlacementSearch:
         best = refined[0]
         second = next((f for f in refined[1:] if _distinct(f, best, self.radius)), None)
         mate = second is not None and self._symmetry_mate(best, second)
+        # every start, refined or not, is a candidate mate: its relation to the best pose
+        # is only a generator, checked against the reference and refined later at the factor
+        others = [f for f in refined[1:] + starts if _distinct(f, best, self.radius)]
+        symmetry = self._symmetry(best, others) if mate else []
         second_cc = float("nan") if second is None else second.cc
         return GlobalSearch(best, best.cc, second_cc,
                             best.cc - second_cc if second else np.inf, mate, len(rotations),
-                            self.resolution, refined)
+                            self.resolution, refined, symmetry)
 
 
 def global_search(ref: Map, target: Map, *, contour=None, n_rotations: int = 720,

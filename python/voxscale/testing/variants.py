@@ -50,7 +50,8 @@ def moved(m: Map, angle_deg: float, axis, shift_A=(0.0, 0.0, 0.0), *, order: int
     copy : Map
         On the same grid as ``m``; density that leaves the box is lost.
     transform : numpy.ndarray, shape (4, 4)
-        ``x_copy = T·x_m``: the fit of the copy into ``m`` is its inverse.
+        ``x_m = T·x_copy``: the copy's density at x is ``m``'s at T·x, so T is the fit of
+        the copy into ``m`` (x_ref = R·x_tgt + t).
     """
     a = np.asarray(axis, dtype=float)
     a = a / np.linalg.norm(a)
