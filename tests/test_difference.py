@@ -240,6 +240,18 @@ def test_real_space_difference_matches_numpy_with_low_pass(base_map):
         expected = normalised(t) - normalised(r)
         assert np.allclose(got.data, expected, atol=2e-4), np.abs(got.data - expected).max()
         assert np.array_equal(got.origin, base_map.origin)
+        if resolution is not None:
+            # given transforms, read or (overwrite=True) low-passed in place: the same map
+            f = (voxscale.half_transform(base_map), voxscale.half_transform(target))
+            kept = [x.copy() for x in f]
+            read = voxscale.real_space_difference(base_map, target, d_min=resolution,
+                                                  transforms=f)
+            assert all(np.array_equal(a, b) for a, b in zip(f, kept))
+            consumed = voxscale.real_space_difference(base_map, target, d_min=resolution,
+                                                      transforms=f, overwrite=True)
+            assert not np.array_equal(f[0], kept[0])
+            for other in (read, consumed):
+                assert np.allclose(other.data, got.data, atol=1e-5)
     # sign: target − reference
     blob = gaussian_blob(SHAPE, VOXEL, ORIGIN, BLOB_AT, 5.0, 1.5)
     plus = voxscale.real_space_difference(base_map, voxscale.Map(base_map.data + blob, VOXEL,

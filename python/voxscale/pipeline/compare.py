@@ -378,17 +378,21 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                     d_max, d_min, transform=f_ref, scale_uncertainty=scan.uncertainty,
                     centre=(scan.transform @ np.append(scan.target_center, 1.0))[:3],
                     nthreads=nthreads)
-            real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
-                                               transforms=(f_ref, f_cor))
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
                                      noise=noise, mask=region, floor=floor,
                                      floor_region=peak_region if peak_region.any() else None,
                                      transforms=(f_ref, f_cor))
+            # memory: the difference overwrote f_cor, and the floor is used
+            del f_cor, floor
+            f_cor = None
             diff.sigma_source = sigma_name
             if sigma_name == "solvent" and diff.sigma > 0:
                 solvent_ratio = diff.sigma / _band_spread(ref, f_ref, region, d_max, d_min,
                                                           nthreads)
-            del noise, region, floor, peak_region
+            del noise, region, peak_region
+            # the last use of f_ref: low-passed in place; the corrected map transformed again
+            real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
+                                               transforms=(f_ref, None), overwrite=True)
             after = diff.scaling
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,

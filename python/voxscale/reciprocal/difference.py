@@ -25,7 +25,8 @@ from ..threads import resolve_threads
 from .scaling import SIGNAL_FSC_CAP, SIGNAL_FSC_FLOOR, ScalingResult, scale_arrays
 from .shells import (D_MIN_TOLERANCE, check_resolution_range, resolution_from_fsc,
                      shell_edges, shell_index, shell_sums)
-from .transform import (StructureFactors, _unique_reflections, half_grid_frequencies,
+from .transform import (StructureFactors, _sphere_mask, _unique_reflections,
+                        half_grid_frequencies,
                         gaussian_smooth_transform, half_transform, low_pass,
                         low_pass_of_transform, map_from_half_transform, resolution_mask)
 
@@ -142,8 +143,8 @@ class DifferenceResult:
         The σ (in the maps' density units) that the map was divided by (with a resampling
         floor, √(σ² + floor) per voxel); 0 when the maps do not differ in the range (the map
         is then all zero).
-    f_ref, f_tgt_scaled : numpy.ndarray of complex64
-        Half-transforms of the reference and of the scaled target (for MTZ output).
+    sources : tuple of Map
+        The reference and the target the difference was made from (not copied).
     sigma_source : str
         What σ is the standard deviation of: ``"half_maps"`` (the noise from half maps, the
         map in z-scores), ``"mask"`` (the difference over a mask), ``"box"`` (the
@@ -164,11 +165,25 @@ class DifferenceResult:
     map: Map
     scaling: ScalingResult
     sigma: float
-    f_ref: np.ndarray = field(repr=False)
-    f_tgt_scaled: np.ndarray = field(repr=False)
+    sources: tuple = field(repr=False)
     sigma_source: str = "box"
     weights: Optional[list] = None
     resampling_floor: Optional[dict] = None
+
+    # The half transforms are computed from the maps when asked (for MTZ output), not held:
+    # two maps' worth of memory through the rest of a comparison.
+    @property
+    def f_ref(self) -> np.ndarray:
+        """numpy.ndarray of complex64 : Half transform of the reference (computed)."""
+        return half_transform(self.sources[0])
+
+    @property
+    def f_tgt_scaled(self) -> np.ndarray:
+        """numpy.ndarray of complex64 : Half transform of the target scaled onto the
+        reference by :attr:`scaling` (computed)."""
+        f = half_transform(self.sources[1])
+        f *= _target_factor(self.sources[0], self.scaling)
+        return f
 
     def structure_factors(self):
         """Unique reflections to d_min of the reference and of the scaled target.
@@ -226,7 +241,15 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
                           d_min=d_min, model=scaling, target=scaling_target, n_shells=n_shells,
                           nthreads=nthreads)
     del keep, s_vec
-    # k·exp(−¼ sᵀBs) over the half-grid, in float32 and in place to keep memory low.
+    factor = _target_factor(ref, result)
+    f_tgt *= factor
+    return f_ref, f_tgt, result, factor
+
+
+def _target_factor(ref: Map, result: ScalingResult) -> np.ndarray:
+    """k·exp(−¼ sᵀBs) of a scaling over the reference's half-grid, in float32 and built in
+    place (memory)."""
+    sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
     b = result.b_tensor.astype(np.float32)
     sx, sy, sz = (a.astype(np.float32) for a in (sx, sy, sz))
     quad = (b[2, 2] * sz * sz + b[1, 1] * sy * sy + 2 * b[1, 2] * sy * sz) + (
@@ -236,8 +259,7 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
     quad *= np.float32(-0.25)
     np.exp(quad, out=quad)
     quad *= np.float32(result.k)
-    f_tgt *= quad
-    return f_ref, f_tgt, result, quad
+    return quad
 
 
 def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
@@ -303,9 +325,9 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     n_shells : int, optional
         Shells of the statistics.
     transforms : tuple of numpy.ndarray, optional
-        ``(half_transform(ref), half_transform(target))`` when the caller has them (the
-        result keeps both, the target's scaled in place); either None (the default) is
-        computed here.
+        ``(half_transform(ref), half_transform(target))`` when the caller has them; either
+        None (the default) is computed here. The reference's is only read; the target's
+        is overwritten (scaled, then the difference: memory).
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -319,7 +341,10 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         ref, target, d_max, d_min, scaling=scaling, scaling_target=scaling_target,
         n_shells=n_shells, nthreads=nthreads, transforms=transforms)
     in_range = resolution_mask(ref.shape, ref.cell, d_max, d_min)
-    delta = np.subtract(f_tgt, f_ref)
+    # the difference in place of the target's transform (memory: a map less)
+    delta = f_tgt
+    delta -= f_ref
+    del f_tgt, f_ref
     delta *= in_range
     region = None if mask is None else _mask_array(mask, ref.shape)
     weights = floor_stats = None
@@ -366,7 +391,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     del in_range
     if floor_stats is None:
         diff = Map._on_grid_of(_sigma_units(diff.data, sigma), ref)
-    return DifferenceResult(diff, result, sigma, f_ref, f_tgt, sigma_source=source,
+    return DifferenceResult(diff, result, sigma, (ref, target), sigma_source=source,
                             weights=weights, resampling_floor=floor_stats)
 
 
@@ -674,7 +699,8 @@ def difference_map(ref: Map, target: Map, d_max=None, d_min=None, *,
 
 
 def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
-                          transforms=(None, None), nthreads: int = 0) -> Map:
+                          transforms=(None, None), overwrite: bool = False,
+                          nthreads: int = 0) -> Map:
     """Real-space difference target − reference of the two maps normalised to equal σ.
 
     Parameters
@@ -688,6 +714,8 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
     transforms : tuple of numpy.ndarray, optional
         ``(half_transform(ref), half_transform(target))`` when the caller has them (read,
         not changed), for the low-pass; either None (the default) is computed here.
+    overwrite : bool, optional
+        The given transforms may be overwritten (low-passed in place: a map less).
     nthreads : int, optional
 
     Returns
@@ -705,6 +733,9 @@ def real_space_difference(ref: Map, target: Map, *, d_min=None, mask=None,
             data = m.data.astype(np.float32, copy=True)
         elif f is None:
             data = low_pass(m, d_min, nthreads=nthreads).data
+        elif overwrite:  # the caller's transform low-passed in place: no copy of it
+            f *= _sphere_mask(m.shape, m.cell, d_min)
+            data = map_from_half_transform(f, m, overwrite=True, nthreads=nthreads).data
         else:
             data = low_pass_of_transform(f, m, d_min, nthreads=nthreads).data
         mean, sd = mean_std(data, mask=region)
