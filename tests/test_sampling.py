@@ -708,6 +708,40 @@ def test_absurd_but_finite_transform_is_safe():
             assert np.all(out[1:, 1:] == -3.0)  # rows beyond iy, iz = 0 land outside
 
 
+def test_huge_row_steps_take_a_safe_path_at_every_level():
+    """Rows whose step along x is huge hold at most one point inside the source: below the
+    fixed-point limit (2^40 voxels) the fixed-point paths step them (the step after the last
+    point wraps, never overflows), beyond it the general path does; every level agrees."""
+    src = random_map((6, 7, 8), seed=50)
+    for step in (1e11, 3e12, 1e17):
+        mat = np.array([[step, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+        results = at_each_simd_level(lambda: _core.resample_affine(src.data, mat, (6, 7, 20),
+                                                                   1, -3.0, 2))
+        expected = 0.5 * (src.data[:, :, 0] + src.data[:, :, 1])
+        for level, out in results.items():
+            np.testing.assert_allclose(out[:, :, 0], expected, rtol=0, err_msg=level,
+                                       atol=1e-6 * np.abs(src.data).max())
+            assert np.all(out[:, :, 1:] == -3.0), level
+
+
+def test_spline_coefficients_in_place():
+    """overwrite=True filters a writeable float32 C-contiguous array in place and returns it;
+    anything else (read-only, another dtype) is copied, and the input left unchanged."""
+    data = np.random.default_rng(12).standard_normal((9, 10, 11)).astype(np.float32)
+    expected = spline_coefficients(data)
+    mine = data.copy()
+    out = spline_coefficients(mine, overwrite=True)
+    assert out is mine
+    np.testing.assert_array_equal(out, expected)
+    frozen = data.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(spline_coefficients(frozen, overwrite=True), expected)
+    np.testing.assert_array_equal(frozen, data)
+    wide = data.astype(np.float64)
+    np.testing.assert_array_equal(spline_coefficients(wide, overwrite=True), expected)
+    np.testing.assert_array_equal(wide, data.astype(np.float64))
+
+
 def test_resample_keeps_outer_planes_under_a_fitted_pose():
     """A pose a hair off the identity (as fitted for a map against itself) puts the outer
     planes a few 1e-4 voxel beyond the source: within 0.01 voxel they count as inside and take

@@ -16,11 +16,18 @@ int check_order(int order) {
   return order;
 }
 
-py::array_t<float> spline_prefilter_py(const py::object& data_obj, int nthreads) {
+// With overwrite, `data` itself becomes the coefficients (no copy: a caller that drops the
+// samples saves a map's memory).
+py::array_t<float> spline_prefilter_py(const py::object& data_obj, int nthreads, bool overwrite) {
   auto data = as_map<float>(data_obj, "data");
   check_threads(nthreads);
-  py::array_t<float> out({data.shape(0), data.shape(1), data.shape(2)});
-  std::copy(data.data(), data.data() + data.size(), out.mutable_data());
+  if (overwrite && !data.writeable())
+    throw py::value_error("data must be writeable when overwrite is true");
+  py::array_t<float> out = data;
+  if (!overwrite) {
+    out = py::array_t<float>({data.shape(0), data.shape(1), data.shape(2)});
+    std::copy(data.data(), data.data() + data.size(), out.mutable_data());
+  }
   float* p = out.mutable_data();
   const auto g = view_of(data);
   {
@@ -92,7 +99,9 @@ py::array_t<float> resample_affine_py(const py::object& data_obj, const py::obje
 
 void bind_interpolate(py::module_& m) {
   m.def("spline_prefilter", &spline_prefilter_py, py::arg("data"), py::arg("nthreads") = 0,
-        "Cubic B-spline coefficients (mirror boundaries) of a float32 (nz, ny, nx) array.");
+        py::arg("overwrite") = false,
+        "Cubic B-spline coefficients (mirror boundaries) of a float32 (nz, ny, nx) array; "
+        "with overwrite, computed in place of the array and returned as it.");
   m.def("interpolate_points", &interpolate_points_py, py::arg("data"), py::arg("origin"),
         py::arg("voxel_size"), py::arg("points"), py::arg("order") = 1, py::arg("fill") = 0.0f,
         py::arg("gradient") = false, py::arg("nthreads") = 0,

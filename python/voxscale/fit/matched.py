@@ -130,8 +130,9 @@ def relative_b_of_shells(s2: np.ndarray, power_ref: np.ndarray, power_target: np
 
 
 def _filtered(f: np.ndarray, m: Map, d_cut: Optional[float], blur: float,
-              nthreads: int) -> Map:
-    """The map with a soft low-pass at d_cut (header units; None for none) and a blur B."""
+              nthreads: int, overwrite: bool = False) -> Map:
+    """The map with a soft low-pass at d_cut (header units; None for none) and a blur B;
+    with ``overwrite`` the half transform ``f`` is filtered in place (memory)."""
     if d_cut is None and blur <= 0:
         return m
     sx, sy, sz = (a.astype(np.float32) for a in half_grid_frequencies(m.shape, m.cell))
@@ -152,7 +153,12 @@ def _filtered(f: np.ndarray, m: Map, d_cut: Optional[float], blur: float,
         weight.ravel()[band] *= (0.5 * (1.0 + np.cos(np.pi * edge))).astype(np.float32)
         del s2
     weight[0, 0, 0] = 1.0
-    return map_from_half_transform(f * weight, m, overwrite=True, nthreads=nthreads)
+    if overwrite:
+        f *= weight
+    else:
+        f = f * weight
+    del weight
+    return map_from_half_transform(f, m, overwrite=True, nthreads=nthreads)
 
 
 class MapMatcher:
@@ -166,8 +172,9 @@ class MapMatcher:
     d_min : float, optional
         The common resolution (Å) to use instead of the FSC's.
     transforms : tuple of numpy.ndarray, optional
-        ``(half_transform(ref), half_transform(target))`` when the caller has them (kept and
-        read, not changed); either None (the default) is computed here.
+        ``(half_transform(ref), half_transform(target))`` when the caller has them (read, not
+        changed); either None (the default) is computed here. They are held until
+        :meth:`release` and computed again when needed after it.
     nthreads : int, optional
 
     Attributes
@@ -191,14 +198,32 @@ class MapMatcher:
             self.source = "given"
         else:
             self.d_common, self.source = None, "full"
-        given_ref, given_tgt = transforms
-        self.f_ref = given_ref if given_ref is not None else half_transform(ref, nthreads=nthreads)
+        self._f_ref, self._f_tgt = transforms
         edges = shell_edges(None, default_d_min(ref), N_SHELLS)
         self._edges = edges
         self._shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
         self.measure(transform, 1.0, fall_off=False)
-        self.f_tgt = (given_tgt if given_tgt is not None
-                      else half_transform(target, nthreads=nthreads))
+
+    @property
+    def f_ref(self) -> np.ndarray:
+        """numpy.ndarray : The reference's half transform (computed again after
+        :meth:`release`)."""
+        if self._f_ref is None:
+            self._f_ref = half_transform(self.ref, nthreads=self.nthreads)
+        return self._f_ref
+
+    @property
+    def f_tgt(self) -> np.ndarray:
+        """numpy.ndarray : The target's half transform (computed again after
+        :meth:`release`)."""
+        if self._f_tgt is None:
+            self._f_tgt = half_transform(self.target, nthreads=self.nthreads)
+        return self._f_tgt
+
+    def release(self) -> None:
+        """Drop both half transforms until they are needed again (memory: two maps' worth
+        while the scan runs on a matched pair; computing them again costs two FFTs)."""
+        self._f_ref = self._f_tgt = None
 
     def measure(self, transform, scale: float, *, fall_off: bool = True) -> None:
         """The FSC of the reference and the target placed by ``transform`` at factor
@@ -209,9 +234,10 @@ class MapMatcher:
         than linear interpolation)."""
         placed = resample(self.target, self.ref, transform, scale, order=3 if fall_off else 1,
                           nthreads=self.nthreads)
-        sums = shell_sums(self.f_ref, half_transform(placed, nthreads=self.nthreads),
-                          self._shells, N_SHELLS, nthreads=self.nthreads)
-        del placed
+        f_placed = half_transform(placed, nthreads=self.nthreads)
+        del placed  # before f_ref may be computed again (memory)
+        sums = shell_sums(self.f_ref, f_placed, self._shells, N_SHELLS, nthreads=self.nthreads)
+        del f_placed
         fsc = np.nan_to_num(sums.fsc, nan=0.0)
         if self.source != "given":
             d_fsc = resolution_from_fsc(fsc, self._edges)
@@ -225,18 +251,24 @@ class MapMatcher:
             self.delta_b = relative_b_of_shells(centres ** 2, sums.sum_f1_sq, sums.sum_f2_sq,
                                                 sums.sum_re_cross, fsc, d)
 
-    def pair(self, delta_b: float = 0.0, target_scale: float = 1.0) -> MatchedMaps:
+    def pair(self, delta_b: float = 0.0, target_scale: float = 1.0, *,
+             release: bool = False) -> MatchedMaps:
         """Both maps at the common resolution (the target's cut in its header units, at the
         factor ``target_scale``), the sharper blurred by |delta_b| (Å²) when it is more than
-        1 Å²."""
+        1 Å². With ``release`` each half transform is filtered in place and dropped as soon
+        as its map is made (as :meth:`release`; memory)."""
         blurred = None if abs(delta_b) < 1.0 else ("ref" if delta_b > 0 else "target")
         d = self.d_common
         ref_m = _filtered(self.f_ref, self.ref, d, delta_b if blurred == "ref" else 0.0,
-                          self.nthreads)
+                          self.nthreads, overwrite=release)
+        if release:
+            self._f_ref = None
         # a true frequency f is s·f in the target's header units
         tgt_m = _filtered(self.f_tgt, self.target, None if d is None else d / target_scale,
                           (-delta_b if blurred == "target" else 0.0) / target_scale ** 2,
-                          self.nthreads)
+                          self.nthreads, overwrite=release)
+        if release:
+            self._f_tgt = None
         return MatchedMaps(ref_m, tgt_m, None if d is None else float(d), self.source,
                            float(delta_b), blurred)
 

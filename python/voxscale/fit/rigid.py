@@ -38,6 +38,10 @@ class ReferenceGrid:
     keep_map : bool, optional
         Keep the map itself as :attr:`map` (default True); False keeps only its geometry
         (``map`` is then None), for callers that need the coefficients alone (memory).
+    overwrite : bool, optional
+        With ``keep_map=False`` and order 3: compute the coefficients in place of the map's
+        data, for a caller that owns the map and drops it (default False). The map is not
+        usable afterwards.
 
     Attributes
     ----------
@@ -48,7 +52,8 @@ class ReferenceGrid:
         nx, ny, nz.
     """
 
-    def __init__(self, map: Map, *, order: int = 3, nthreads: int = 0, keep_map: bool = True):
+    def __init__(self, map: Map, *, order: int = 3, nthreads: int = 0, keep_map: bool = True,
+                 overwrite: bool = False):
         self.map = map if keep_map else None
         self.origin, self.voxel_size = map.origin.copy(), map.voxel_size.copy()
         self.grid_size = np.array(map.grid_size)
@@ -56,8 +61,11 @@ class ReferenceGrid:
         if order not in (1, 3):
             raise OptionError(f"order must be 1 (trilinear) or 3 (cubic B-spline), got {order!r}")
         self.nthreads = resolve_threads(nthreads)
-        self.grid = (spline_coefficients(map.data, nthreads=self.nthreads) if order == 3
-                     else map.data)
+        if overwrite and keep_map:
+            raise OptionError("overwrite=True needs keep_map=False: the map's data become the "
+                              "coefficients")
+        self.grid = (spline_coefficients(map.data, overwrite=overwrite, nthreads=self.nthreads)
+                     if order == 3 else map.data)
 
     def score(self, points: np.ndarray, values: np.ndarray, linear, translation, center):
         """Score a placement x_ref = L·(p − c) + c + t of fit points.

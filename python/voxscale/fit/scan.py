@@ -729,7 +729,7 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
             raw_grid = grid = cubic = None  # the search keeps its own if it has one
         matcher = MapMatcher(ref, target, placement.transform, d_min=opts.d_min,
                              transforms=(f_ref, f_tgt), nthreads=nthreads)
-        del f_ref, f_tgt  # the matcher holds them
+        del f_ref, f_tgt  # the matcher holds them until its pair is made
         # common resolution first; the fall-off after the scan
         grid, pts, ref_pts, matched_target, matched_info = _matched_inputs(
             matcher, pts, ref_pts, opts, nthreads)
@@ -756,8 +756,10 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         forward = _best_mate(grid, pts, forward, symmetry, placement, opts, nthreads)
     reverse = None
     if opts.both_directions and opts.scales is None:  # ref_pts were chosen above
-        target_grid = ReferenceGrid(target if matched_target is None else matched_target,
-                                    order=opts.order, nthreads=nthreads, keep_map=False)
+        # a matched target is the scan's own: its coefficients replace it in place
+        own = matched_target is not None and matched_target is not target
+        target_grid = ReferenceGrid(matched_target if own else target, order=opts.order,
+                                    nthreads=nthreads, keep_map=False, overwrite=own)
         matched_target = None  # memory: only its coefficients are needed now
         reverse = _direction(target_grid, ref_pts,
                              _reverse_start(forward, ref_pts.center, pts.center),
@@ -827,11 +829,14 @@ def _matched_inputs(matcher: MapMatcher, pts: FitPoints, ref_pts: Optional[FitPo
     """The scan's inputs from a matched pair: the matched reference's grid, both point sets
     with the matched maps' values, the matched target (for the reverse direction) and the
     matching as ``scan.json`` gives it. The matched reference itself is not kept (memory)."""
-    matched = matcher.pair(delta_b, target_scale)
-    grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads, keep_map=False)
+    matched = matcher.pair(delta_b, target_scale, release=True)
     pts = pts.with_values_of(matched.target)
     if ref_pts is not None:
         ref_pts = ref_pts.with_values_of(matched.ref)
+    # a filtered reference is the scan's own: its coefficients replace it in place
+    own = matched.ref is not matcher.ref
+    grid = ReferenceGrid(matched.ref, order=opts.order, nthreads=nthreads, keep_map=False,
+                         overwrite=own)
     return grid, pts, ref_pts, matched.target, matched.to_dict()
 
 

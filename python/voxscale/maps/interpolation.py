@@ -41,13 +41,18 @@ def _points_array(points) -> np.ndarray:
     return pts
 
 
-def spline_coefficients(data: np.ndarray, *, nthreads: int = 0) -> np.ndarray:
+def spline_coefficients(data: np.ndarray, *, overwrite: bool = False,
+                        nthreads: int = 0) -> np.ndarray:
     """Cubic B-spline coefficients of a map array (mirror boundaries).
 
     Parameters
     ----------
     data : numpy.ndarray, shape (nz, ny, nx)
         Samples; converted to float32.
+    overwrite : bool, optional
+        Compute the coefficients in place of ``data`` when it is a writeable, C-contiguous
+        float32 array, and return it (default False: ``data`` is left unchanged). For callers
+        that no longer need the samples: it saves a copy of the map.
     nthreads : int, optional
         Threads (0 = all available).
 
@@ -63,8 +68,10 @@ def spline_coefficients(data: np.ndarray, *, nthreads: int = 0) -> np.ndarray:
     M. Unser, "Splines: a perfect fit for signal and image processing", IEEE Signal Processing
     Magazine 16 (1999) 22-38.
     """
-    return _core.spline_prefilter(np.ascontiguousarray(data, dtype=np.float32),
-                                  resolve_threads(nthreads))
+    array = np.ascontiguousarray(data, dtype=np.float32)
+    in_place = overwrite and array is data and array.flags.writeable
+    return _core.spline_prefilter(array, nthreads=resolve_threads(nthreads),
+                                  overwrite=in_place or array is not data)
 
 
 class Interpolator:

@@ -159,6 +159,15 @@ class Map:
         return out
 
     @classmethod
+    def _grid_only(cls, like: "Map") -> "Map":
+        """The grid of ``like`` (shape, voxel size, origin) with no data of its own: a
+        read-only zero view, for steps that need only where a map's voxels are (memory)."""
+        out = cls.__new__(cls)
+        out._data = np.broadcast_to(np.float32(0.0), like.shape)
+        out._voxel_size, out._origin = like._voxel_size, like._origin
+        return out
+
+    @classmethod
     def _on_grid_of_box(cls, data: np.ndarray, like: "Map", first) -> "Map":
         """A map of ``data`` (float32, C order) on the box of ``like``'s grid whose first voxel
         is ``first`` (ix, iy, iz): like's voxel size, the origin of that voxel."""

@@ -299,8 +299,21 @@ def _open_content(path: Path):
     return open(path, "rb"), False
 
 
-def _read_up_to(stream, nbytes: int) -> bytearray:
-    """Read nbytes, or fewer at the end of the stream; memory grows only with what is read."""
+def _read_up_to(stream, nbytes: int, known: bool = False) -> bytearray:
+    """Read nbytes, or fewer at the end of the stream; memory grows only with what is read,
+    unless the stream is ``known`` to hold them (a plain file): then the buffer is allocated
+    once at its size (a grown one ends up to 1/16 larger than the map, and copied)."""
+    if known:
+        buf = bytearray(nbytes)
+        view, done = memoryview(buf), 0
+        while done < nbytes:
+            got = stream.readinto(view[done:done + _READ_CHUNK])
+            if not got:
+                break
+            done += got
+        view.release()
+        del buf[done:]
+        return buf
     buf = bytearray()
     while len(buf) < nbytes:
         chunk = stream.read(min(_READ_CHUNK, nbytes - len(buf)))
@@ -357,7 +370,8 @@ def _read_map_arrays(path: Path):
                 # the extended header is skipped, never held: whatever size it declares, it
                 # costs no memory (and, in a plain file, no time)
                 skipped = _skip(stream, layout.nsymbt, compressed)
-                body = _read_up_to(stream, layout.data_bytes) if skipped == layout.nsymbt \
+                body = _read_up_to(stream, layout.data_bytes, known=not compressed) \
+                    if skipped == layout.nsymbt \
                     else b""
                 available = skipped + len(body)
             if available < needed:

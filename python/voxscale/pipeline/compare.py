@@ -200,6 +200,18 @@ def _model_into_reference(model, result: ScanResult):
     return transform_structure(model, result.transform @ scale)
 
 
+class _OwnedMap:
+    """A map handed to :func:`compare` by a caller that keeps no reference to it, so that
+    compare can let it go once it is no longer needed."""
+
+    def __init__(self, m: Map):
+        self._map = m
+
+    def take(self) -> Map:
+        m, self._map = self._map, None
+        return m
+
+
 def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=None,
             d_min=None, sigma: float = 4.0, scan_options: Optional[ScanOptions] = None,
             difference: bool = True, ref_halves=None, target_halves=None, mask=None,
@@ -262,6 +274,10 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     (:func:`voxscale.reciprocal.resampling_floor`; docs/method.md §1 step 6).
     """
     nthreads = resolve_threads(nthreads)
+    # compare_files hands its target over: once resampled, only its grid is kept (memory)
+    owned = isinstance(target, _OwnedMap)
+    if owned:
+        target = target.take()
     if d_min is not None:
         d_max, d_min = check_resolution_range(d_max, d_min)
     if (ref_halves is None) != (target_halves is None):
@@ -311,20 +327,25 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
         scan = scan_voxel_scale(ref, target, *placing_models, options=scan_options,
                                 nthreads=nthreads, progress=progress)
     with step("resample"):
-        # the target's spline coefficients serve both resamplings
-        coefficients = spline_coefficients(target.data, nthreads=nthreads)
+        # the target's spline coefficients serve both resamplings; a target handed over is
+        # replaced by them, and only its grid kept (memory)
+        coefficients = spline_coefficients(target.data, overwrite=owned, nthreads=nthreads)
+        if owned:
+            target = Map._grid_only(target)
         corrected = corrected_target(ref, target, scan, coefficients=coefficients,
                                      nthreads=nthreads)
         uncorrected = resample(target, ref, scan.unit_transform, 1.0, order=3,
                                coefficients=coefficients, nthreads=nthreads)
         del coefficients
     with step("scaling_and_difference"):
-        # both maps' half transforms, once for every step below (the difference keeps them)
+        # the reference's half transform, once for every step below; the corrected target's
+        # is made by each step that uses it and dropped there (the vector difference
+        # overwrites its own, which a reference kept here would hold: a map's memory for
+        # an FFT)
         f_ref = half_transform(ref, nthreads=nthreads)
-        f_cor = half_transform(corrected, nthreads=nthreads)
         if d_min is None:
             choice = signal_resolution(
-                ref, corrected, nthreads=nthreads, transforms=(f_ref, f_cor),
+                ref, corrected, nthreads=nthreads, transforms=(f_ref, None),
                 resampled_voxel=float(np.max(target.voxel_size)) * scan.best_scale,
                 half_map_resolutions=None if ref_noise is None else (
                     ref_noise.resolution, target_noise.resolution * scan.best_scale))
@@ -381,10 +402,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
                                      noise=noise, mask=region, floor=floor,
                                      floor_region=peak_region if peak_region.any() else None,
-                                     transforms=(f_ref, f_cor))
-            # memory: the difference overwrote f_cor, and the floor is used
-            del f_cor, floor
-            f_cor = None
+                                     transforms=(f_ref, None))
+            del floor  # used (memory)
             diff.sigma_source = sigma_name
             if sigma_name == "solvent" and diff.sigma > 0:
                 solvent_ratio = diff.sigma / _band_spread(ref, f_ref, region, d_max, d_min,
@@ -396,8 +415,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             after = diff.scaling
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,
-                                       transforms=(f_ref, f_cor))
-        del f_ref, f_cor
+                                       transforms=(f_ref, None))
+        del f_ref
     peaks = scores = None
     if difference:
         with step("peaks"):
@@ -442,7 +461,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     return CompareResult(scan, corrected, before, after, diff, real_space, peaks, d_max, d_min,
                          expansion, moved, timings, parameters=parameters, quality=quality,
                          voxel_sizes=voxel_sizes,
-                         target_voxel_fixed=relabel_voxel_size(target, corrected_voxel),
+                         target_voxel_fixed=None if owned
+                         else relabel_voxel_size(target, corrected_voxel),
                          resolution=choice, residue_scores=scores, half_maps={
                              "reference": ref_noise, "target": target_noise}
                          if ref_noise is not None else None,
@@ -779,7 +799,12 @@ def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_pa
             role: tuple(f"{os.fspath(p)} (a half map of {os.fspath(full)})" for p in paths)
             for role, paths, full in (("ref", ref_halves_paths, ref_path),
                                       ("target", target_halves_paths, target_path))}
-    result = compare(ref, target, ref_model, target_model, **halves, **options)
+    owned = _OwnedMap(target)
+    del target
+    result = compare(ref, owned, ref_model, target_model, **halves, **options)
+    # the target was let go after resampling: read again for target_voxel_fixed
+    result.target_voxel_fixed = relabel_voxel_size(read_density(target_path, "target"),
+                                                   result.voxel_sizes["target_corrected"])
     result.inputs = inputs or {
         "ref": os.fspath(ref_path), "target": os.fspath(target_path),
         "ref_model": None if ref_model_path is None else os.fspath(ref_model_path),

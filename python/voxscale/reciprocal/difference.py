@@ -607,11 +607,13 @@ def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region
     """diff ← diff / √(σ² + floor) in place (``floor`` is not changed); the floor's size
     relative to σ over ``region`` (the whole box when None)."""
     summary = floor_summary(floor, sigma, region)
-    floor = np.divide(floor, np.float32(sigma * sigma), dtype=np.float32)
-    floor += np.float32(1.0)
-    np.sqrt(floor, out=floor)
-    floor *= np.float32(sigma)
-    diff /= floor
+    # plane by plane: no temporary of the map's size (memory)
+    for plane, variance in zip(diff, floor):
+        scale = np.divide(variance, np.float32(sigma * sigma), dtype=np.float32)
+        scale += np.float32(1.0)
+        np.sqrt(scale, out=scale)
+        scale *= np.float32(sigma)
+        plane /= scale
     return summary
 
 

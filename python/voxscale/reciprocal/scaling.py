@@ -268,9 +268,12 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
     s_len = np.sqrt(np.einsum("ij,ij->i", s_vectors, s_vectors))
     s_lo = 0.0 if d_max is None else 1.0 / d_max
     in_range = (s_len >= s_lo) & (s_len <= 1.0 / d_min * (1 + 1e-9)) & (s_len > 0)
-    f_ref = np.ascontiguousarray(f_ref[in_range], dtype=np.complex64)
-    f_tgt = np.ascontiguousarray(f_tgt[in_range], dtype=np.complex64)
-    s_vectors, s_len = s_vectors[in_range], s_len[in_range]
+    if not in_range.all():  # callers that selected the range already pay no copies (memory)
+        f_ref, f_tgt = f_ref[in_range], f_tgt[in_range]
+        s_vectors, s_len = s_vectors[in_range], s_len[in_range]
+    del in_range
+    f_ref = np.ascontiguousarray(f_ref, dtype=np.complex64)
+    f_tgt = np.ascontiguousarray(f_tgt, dtype=np.complex64)
     if len(s_len) < 10:
         raise ValueError(f"only {len(s_len)} reflections between {d_max} and {d_min} Å")
     if reflections_per_shell:
