@@ -22,8 +22,8 @@ from voxscale.maps.interpolation import index_map, resample_by_index
 from voxscale.maps.map import Map, relabel_voxel_size
 from voxscale.pipeline.compare import difference_verdict, floor_region
 from voxscale.reciprocal.residue_scores import residue_scores
-from voxscale.reciprocal.difference import (FLOOR_WIDTH, _radial_derivative, resampling_floor,
-                                           vector_difference)
+from voxscale.reciprocal.difference import (FLOOR_WIDTH, _radial_derivative, floor_summary,
+                                           resampling_floor, vector_difference)
 from voxscale.reciprocal.transform import (fast_length, gaussian_smooth, half_grid_frequencies,
                                            half_transform, map_from_half_transform,
                                            resolution_mask)
@@ -396,3 +396,38 @@ def test_scale_uncertainty_floor_silences_a_pose_error():
           f"without the uncertainty's floor, {np.max(np.abs(floored.map.data[inner])):.2f} with")
     assert np.max(np.abs(plain.map.data[inner])) > 6.0
     assert np.max(np.abs(floored.map.data[inner])) < 2.0
+
+
+def test_boxed_floor_gives_the_same_difference_as_the_embedded_one():
+    """resampling_floor(boxed=True) keeps only its box (0 beyond it, memory); the vector
+    difference and the floor's summary are the same, to the bit, as with the floor embedded
+    in the whole grid, for regions inside, across and outside the box, and none."""
+    shape, d_min = (40, 36, 44), 3.5
+    ref = _random_map(shape, 1.0, seed=15, d=3.0)
+    target = Map(ref.data + 0.3 * _random_map(shape, 1.0, seed=16).data, 1.0)
+    round_trip = Map._on_grid_of_box(
+        (ref.data[6:30, 5:31, 8:40] + 0.05 * _random_map((24, 26, 32), 1.0, seed=17).data)
+        .astype(np.float32), ref, (8, 5, 6))
+    whole = resampling_floor(ref, round_trip, None, d_min, nthreads=2)
+    boxed = resampling_floor(ref, round_trip, None, d_min, boxed=True, nthreads=2)
+    assert boxed.shape == (24, 26, 32) and np.allclose(boxed.origin, ref.origin + (8, 5, 6))
+    np.testing.assert_array_equal(whole.data[6:30, 5:31, 8:40], boxed.data)
+    assert np.all(whole.data[:6] == 0) and np.all(whole.data[:, :, 40:] == 0)
+    inside = np.zeros(shape, bool)
+    inside[10:20, 10:20, 10:20] = True
+    across = np.zeros(shape, bool)
+    across[20:38, 2:30, 30:44] = True
+    for region in (inside, across, ~inside, None):
+        a = vector_difference(ref, target, None, d_min, floor=whole, floor_region=region,
+                              nthreads=2)
+        b = vector_difference(ref, target, None, d_min, floor=boxed, floor_region=region,
+                              nthreads=2)
+        np.testing.assert_array_equal(a.map.data, b.map.data)
+        assert a.resampling_floor == b.resampling_floor
+    box = (slice(6, 30), slice(5, 31), slice(8, 40))
+    for region in (inside, across, None, np.zeros(shape, bool)):
+        assert floor_summary(boxed, 0.7, region, box, shape) == floor_summary(whole, 0.7,
+                                                                              region)
+    with pytest.raises(voxscale.errors.GridMismatchError, match="the floor"):
+        vector_difference(ref, target, None, d_min, nthreads=2, floor=Map._on_grid_of_box(
+            boxed.data, Map(np.zeros((10, 10, 10), np.float32), 1.3), (0, 0, 0)))

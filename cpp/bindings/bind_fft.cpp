@@ -41,14 +41,21 @@ py::array_t<float> sf_to_map_py(const py::object& f_obj, std::size_t nx, double 
   if (nx < 1 || std::size_t(f.shape(2)) != nx / 2 + 1)
     throw py::value_error("f must have shape (nz, ny, nx // 2 + 1) for the given nx");
   const std::size_t nz = f.shape(0), ny = f.shape(1);
-  py::array_t<float> out({py::ssize_t(nz), py::ssize_t(ny), py::ssize_t(nx)});
-  float* op = out.mutable_data();
+  const std::vector<py::ssize_t> shape{py::ssize_t(nz), py::ssize_t(ny), py::ssize_t(nx)};
   if (overwrite_f) {
+    // the map is made in f's memory and returned as a view of it (f keeps it alive)
     auto* ip = f.mutable_data();
-    py::gil_scoped_release release;
-    sf_to_map_destroying(ip, op, nx, ny, nz, volume, nthreads);
-  } else {
-    const auto* ip = f.data();
+    float* map = nullptr;
+    {
+      py::gil_scoped_release release;
+      map = sf_to_map_in_place(ip, nx, ny, nz, volume, nthreads);
+    }
+    return py::array_t<float>(shape, map, f);
+  }
+  py::array_t<float> out(shape);
+  float* op = out.mutable_data();
+  const auto* ip = f.data();
+  {
     py::gil_scoped_release release;
     sf_to_map(ip, op, nx, ny, nz, volume, nthreads);
   }
@@ -64,8 +71,8 @@ void bind_fft(py::module_& m) {
   m.def("sf_to_map", &sf_to_map_py, py::arg("f"), py::arg("nx"), py::arg("volume"),
         py::arg("nthreads") = 0, py::arg("overwrite_f") = false,
         "ρ(x) = (1/V) Σ F(h) exp(−2πi h·x): complex64 (nz, ny, nx//2+1) -> float32 (nz, ny, nx). "
-        "With overwrite_f, f is used as the work array (no complex temporary) and left "
-        "overwritten.");
+        "With overwrite_f, the map is computed in f's memory (no temporary, no new array) and "
+        "returned as a view of f, which is left overwritten.");
 }
 
 }  // namespace voxscale::bindings

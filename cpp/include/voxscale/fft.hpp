@@ -8,6 +8,7 @@
 // k, l = iy, iz taken modulo ny, nz (indices above n/2 are negative frequencies).
 #pragma once
 
+#include <algorithm>
 #include <complex>
 #include <cstddef>
 #include <stdexcept>
@@ -60,11 +61,14 @@ inline void sf_to_map(const std::complex<float>* in, float* out, std::size_t nx,
                         float(1.0 / volume), std::size_t(nt));
 }
 
-/// sf_to_map that overwrites its input instead of allocating: an in-place complex pass over z
-/// and y on `inout`, then the 1-D complex-to-real pass along x into `out` (as gemmi does). For
-/// callers that own the half-transform and no longer need it; `inout` holds garbage afterwards.
-inline void sf_to_map_destroying(std::complex<float>* inout, float* out, std::size_t nx,
-                                 std::size_t ny, std::size_t nz, double volume, int nthreads) {
+/// sf_to_map in place of its input, for callers that own the half-transform and no longer
+/// need it: an in-place complex pass over z and y (as gemmi does), the 1-D complex-to-real
+/// pass along x written over each row's own slot (a row's nx reals fit in its nx/2+1
+/// complex values, so no row's output touches another row's input), then the rows packed
+/// to the front of the buffer. Returns the map, `nz*ny*nx` floats at the start of `inout`
+/// (reinterpreted): no temporary of the map's size, and no output array either.
+inline float* sf_to_map_in_place(std::complex<float>* inout, std::size_t nx, std::size_t ny,
+                                 std::size_t nz, double volume, int nthreads) {
   if (nx == 0 || ny == 0 || nz == 0) throw std::invalid_argument("map has an empty axis");
   if (!(volume > 0.0)) throw std::invalid_argument("volume must be > 0");
   const std::size_t nt = std::size_t(resolve_threads(nthreads));
@@ -72,12 +76,21 @@ inline void sf_to_map_destroying(std::complex<float>* inout, float* out, std::si
   const pocketfft::stride_t stride_half{std::ptrdiff_t(sizeof(std::complex<float>) * ny * hx),
                                         std::ptrdiff_t(sizeof(std::complex<float>) * hx),
                                         sizeof(std::complex<float>)};
-  const pocketfft::stride_t stride_out{std::ptrdiff_t(sizeof(float) * ny * nx),
-                                       std::ptrdiff_t(sizeof(float) * nx), sizeof(float)};
+  const pocketfft::stride_t stride_slots{std::ptrdiff_t(sizeof(std::complex<float>) * ny * hx),
+                                         std::ptrdiff_t(sizeof(std::complex<float>) * hx),
+                                         sizeof(float)};
   pocketfft::c2c<float>({nz, ny, hx}, stride_half, stride_half, {0, 1}, pocketfft::FORWARD, inout,
                         inout, 1.0f, nt);
-  pocketfft::c2r<float>({nz, ny, nx}, stride_half, stride_out, std::size_t(2), pocketfft::FORWARD,
-                        inout, out, float(1.0 / volume), nt);
+  float* real = reinterpret_cast<float*>(inout);
+  // pocketfft copies each line to its own buffer before it writes that line's output
+  pocketfft::c2r<float>({nz, ny, nx}, stride_half, stride_slots, std::size_t(2),
+                        pocketfft::FORWARD, inout, real, float(1.0 / volume), nt);
+  // row r moves from 2·hx·r floats to nx·r: in order, each move reads only its own slot
+  // and writes over rows already moved (std::copy forward: the destination starts first)
+  const std::size_t slot = 2 * hx, rows = ny * nz;
+  for (std::size_t r = 1; r < rows; ++r)
+    std::copy(real + r * slot, real + r * slot + nx, real + r * nx);
+  return real;
 }
 
 }  // namespace voxscale

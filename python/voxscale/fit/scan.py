@@ -1103,6 +1103,14 @@ def _shifted(matrix: np.ndarray, onto_lo, source_lo) -> np.ndarray:
     return out
 
 
+#: Resampling counts points this close (voxels) beyond a map's outer samples as on its face
+#: (``kResampleEdgeTolerance`` of the C++ core).
+RESAMPLE_EDGE = 0.01
+#: A point this close (voxels) outside the inner box still has all its trilinear weight in it
+#: to within 1e-5.
+COVERAGE_TOLERANCE = 1e-5
+
+
 def target_coverage(ref: Map, target: Map, result: ScanResult, margin: float, *,
                     anisotropic: bool = True, nthreads: int = 0) -> np.ndarray:
     """Reference voxels that the corrected target covers, at least ``margin`` Å inside its
@@ -1112,30 +1120,56 @@ def target_coverage(ref: Map, target: Map, result: ScanResult, margin: float, *,
     Parameters
     ----------
     ref, target, result
-        As for :func:`corrected_target`.
+        As for :func:`corrected_target` (only the target's grid is used).
     margin : float
         Distance (Å) from the target's box faces (its outer voxel centres) that counts as
-        outside (0: every point between those centres is covered).
+        outside (0: every point between those centres is covered, and points within 0.01
+        voxel beyond them, which resampling puts on the face).
     anisotropic, nthreads
         As for :func:`corrected_target`.
 
     Returns
     -------
     numpy.ndarray of bool, shape of the reference
+
+    Notes
+    -----
+    A voxel is covered when its source index lies in [lo, n − 1 − lo] on every axis of the
+    target (lo the margin in the corrected target's voxels), i.e. when all eight trilinear
+    neighbours of a resampled box indicator are inside. The index is affine along each
+    reference row, so each row's covered part is one interval, found from its ends: no map
+    is resampled (memory: the mask alone).
     """
     nthreads = resolve_threads(nthreads)
-    inner = np.zeros(target.shape, np.float32)
-    # in voxels of the corrected target (z, y, x)
-    lo = np.ceil(margin / (target.voxel_size[::-1] * result.best_scale)).astype(int)
-    hi = np.asarray(target.shape) - lo
-    if np.all(hi > lo):
-        inner[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1.0
-    inside = resample_by_index(Map._on_grid_of(inner, target), ref,
-                               correction_index_map(ref, target, result,
-                                                    anisotropic=anisotropic),
-                               1, nthreads=nthreads).data
-    # 1 only where all eight trilinear neighbours are inside: lo <= index <= n - 1 - lo
-    return inside >= np.float32(1.0 - 1e-5)
+    matrix = correction_index_map(ref, target, result, anisotropic=anisotropic)  # x, y, z
+    n = np.asarray(target.shape[::-1], dtype=np.float64)
+    lo = np.ceil(margin / (np.asarray(target.voxel_size) * result.best_scale))
+    last = n - 1 - lo
+    nz, ny, nx = ref.shape
+    covered = np.zeros(ref.shape, dtype=bool)
+    if np.any(last < lo):
+        return covered
+    lower = np.where(lo == 0, -RESAMPLE_EDGE, lo - COVERAGE_TOLERANCE)
+    upper = np.where(last == n - 1, last + RESAMPLE_EDGE, last + COVERAGE_TOLERANCE)
+    iz, iy = np.meshgrid(np.arange(nz, dtype=np.float64), np.arange(ny, dtype=np.float64),
+                         indexing="ij")
+    first = np.zeros((nz, ny))
+    final = np.full((nz, ny), float(nx - 1))
+    for axis in range(3):
+        row_start = matrix[axis, 1] * iy + matrix[axis, 2] * iz + matrix[axis, 3]
+        slope = matrix[axis, 0]
+        if slope == 0.0:
+            outside = (row_start < lower[axis]) | (row_start > upper[axis])
+            final[outside] = -1.0
+            continue
+        a = (lower[axis] - row_start) / slope
+        b = (upper[axis] - row_start) / slope
+        first = np.maximum(first, np.ceil(np.minimum(a, b)))
+        final = np.minimum(final, np.floor(np.maximum(a, b)))
+    ix = np.arange(nx)
+    for z in range(nz):  # plane by plane: no temporary of the map's size
+        covered[z] = (ix >= first[z, :, None]) & (ix <= final[z, :, None])
+    return covered
 
 
 #: Edge (Å) of the blocks that make the fit-point subsets: larger than the correlation length

@@ -372,7 +372,6 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             # there is the reference itself): residue scores and the coverage come from
             # has_data, peaks and σ from covered, two resolution elements inside its box as
             # they are inside the reference's
-            has_data = target_coverage(ref, target, scan, 0.0, nthreads=nthreads)
             covered = target_coverage(ref, target, scan, EDGE_RESOLUTION_ELEMENTS * d_min,
                                       nthreads=nthreads)
             peak_region = covered & molecule
@@ -398,7 +397,7 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                                                nthreads=nthreads),
                     d_max, d_min, transform=f_ref, scale_uncertainty=scan.uncertainty,
                     centre=(scan.transform @ np.append(scan.target_center, 1.0))[:3],
-                    nthreads=nthreads)
+                    boxed=True, nthreads=nthreads)
             diff = vector_difference(ref, corrected, d_max, d_min, nthreads=nthreads,
                                      noise=noise, mask=region, floor=floor,
                                      floor_region=peak_region if peak_region.any() else None,
@@ -412,6 +411,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             # the last use of f_ref: low-passed in place; the corrected map transformed again
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
                                                transforms=(f_ref, None), overwrite=True)
+            # residue scores and the coverage come from has_data (made last: memory)
+            has_data = target_coverage(ref, target, scan, 0.0, nthreads=nthreads)
             after = diff.scaling
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,

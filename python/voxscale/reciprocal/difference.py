@@ -232,18 +232,23 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
                          np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
     keep = unique >= 0
     del unique
-    # the reflections' frequencies selected from broadcast views: no per-reflection indices
-    sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
-    s_vec = np.empty((int(np.count_nonzero(keep)), 3))
-    for axis, s_axis in enumerate((sx, sy, sz)):
-        s_vec[:, axis] = np.broadcast_to(s_axis, keep.shape)[keep]
-    result = scale_arrays(f_ref[keep], f_tgt[keep], s_vec, d_max=d_max,
-                          d_min=d_min, model=scaling, target=scaling_target, n_shells=n_shells,
-                          nthreads=nthreads)
-    del keep, s_vec
+    # the selections handed over, not named here: scale_arrays frees what it is done with
+    result = scale_arrays(f_ref[keep], f_tgt[keep], _selected_frequencies(ref, keep),
+                          d_max=d_max, d_min=d_min, model=scaling, target=scaling_target,
+                          n_shells=n_shells, nthreads=nthreads)
+    del keep
     factor = _target_factor(ref, result)
     f_tgt *= factor
     return f_ref, f_tgt, result, factor
+
+
+def _selected_frequencies(ref: Map, keep: np.ndarray) -> np.ndarray:
+    """(n, 3) reciprocal vectors x, y, z (Å⁻¹) of the half-grid reflections where ``keep``,
+    selected from broadcast views: no per-reflection indices."""
+    s_vec = np.empty((int(np.count_nonzero(keep)), 3))
+    for axis, s_axis in enumerate(half_grid_frequencies(ref.shape, ref.cell)):
+        s_vec[:, axis] = np.broadcast_to(s_axis, keep.shape)[keep]
+    return s_vec
 
 
 def _target_factor(ref: Map, result: ScalingResult) -> np.ndarray:
@@ -318,7 +323,8 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         Without ``noise``: a per-voxel variance (density units²) added to σ², so that the map
         is Δ / √(σ² + floor): the resampling floor (:func:`resampling_floor`), which keeps
         the error of resampling between two grids from passing for peaks (see
-        :attr:`DifferenceResult.resampling_floor`). Not changed.
+        :attr:`DifferenceResult.resampling_floor`). Not changed. A Map may cover a box of
+        the reference grid only (``resampling_floor(boxed=True)``): the floor is 0 outside.
     floor_region : Map or numpy.ndarray, optional
         Where the floor's size against σ is summarised (default ``mask``, the σ region), e.g.
         the region where peaks are sought.
@@ -347,18 +353,22 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     del f_tgt, f_ref
     delta *= in_range
     region = None if mask is None else _mask_array(mask, ref.shape)
-    weights = floor_stats = None
+    weights = floor_stats = floor_box = None
     if floor is not None:
         if noise is not None:
             raise VoxscaleError("floor is for a difference without noise: with half maps the "
                                 "noise of the difference bounds the resampling error")
         if isinstance(floor, Map):
-            check_same_grid(ref, floor)
-        floor = floor.data if isinstance(floor, Map) else np.asarray(floor)
-        if floor.shape != ref.shape:
-            raise GridMismatchError(f"the floor has shape {floor.shape}, not the reference "
-                                    f"grid's {ref.shape}")
-        if not (np.all(np.isfinite(floor)) and float(np.min(floor)) >= 0):
+            floor_box = _box_of(ref, floor, "the floor")
+            floor = floor.data
+        else:
+            floor = np.asarray(floor)
+            if floor.shape != ref.shape:
+                raise GridMismatchError(f"the floor has shape {floor.shape}, not the "
+                                        f"reference grid's {ref.shape}")
+        # a float64 sum of float32 values is finite iff every value is (no boolean temporary)
+        if not (np.isfinite(np.add.reduce(floor.reshape(-1), dtype=np.float64))
+                and float(np.min(floor)) >= 0):
             raise VoxscaleError("the floor must be a variance: finite and not negative")
     if noise is None:
         del factor
@@ -371,7 +381,8 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
         if floor is not None and sigma > 0:
             floor_stats = _divide_with_floor(
                 diff.data, sigma, floor,
-                region if floor_region is None else _mask_array(floor_region, ref.shape))
+                region if floor_region is None else _mask_array(floor_region, ref.shape),
+                floor_box)
     else:
         noise_delta = _noise_of_difference(noise, ref, factor, in_range, nthreads)
         del factor
@@ -400,7 +411,8 @@ FLOOR_WIDTH = 1.0
 
 
 def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, transform=None,
-                     scale_uncertainty: float = 0.0, centre=None, nthreads: int = 0) -> Map:
+                     scale_uncertainty: float = 0.0, centre=None, boxed: bool = False,
+                     nthreads: int = 0) -> Map:
     """The resampling floor: local mean square of the error that resampling between two grids
     makes, as it would appear in a vector difference.
 
@@ -436,19 +448,23 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
     centre : array_like, shape (3,), optional
         x, y, z (Å) in the reference frame about which that factor scales (the target's box
         centre, moved by the fit); default the reference's centre.
+    boxed : bool, optional
+        For a round trip on a box: return the floor on that box only (it is 0 beyond it),
+        not embedded in the whole grid (default False). :func:`vector_difference` takes
+        either (memory: a map's worth less for a box of a small part of the grid).
     nthreads : int, optional
         Threads (0 = all available).
 
     Returns
     -------
     Map
-        The floor on the reference grid, in the reference's density units squared (for
-        :func:`vector_difference`'s ``floor``).
+        The floor on the reference grid (or its box), in the reference's density units
+        squared (for :func:`vector_difference`'s ``floor``).
     """
     nthreads = resolve_threads(nthreads)
     d_min = default_d_min(ref) if d_min is None else float(d_min)
     d_max, d_min = check_resolution_range(d_max, d_min)
-    box = _box_of(ref, round_trip)
+    box = _box_of(ref, round_trip, "the round trip")
     if box is None:
         grid = ref
         f_ref = half_transform(ref, nthreads=nthreads) if transform is None else transform
@@ -494,8 +510,8 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
     del error
     floor = gaussian_smooth_transform(f_square, grid, FLOOR_WIDTH * d_min, nthreads=nthreads)
     np.maximum(floor.data, 0.0, out=floor.data)  # a mean square: rounding may dip below 0
-    if box is None:
-        return floor
+    if box is None or boxed:
+        return floor  # on round_trip's grid: the reference's, or its box
     whole = np.zeros(ref.shape, np.float32)
     whole[box] = floor.data
     return Map._on_grid_of(whole, ref)
@@ -524,9 +540,10 @@ def _radial_derivative(f: np.ndarray, in_range: np.ndarray, grid: Map, centre: n
     return out
 
 
-def _box_of(ref: Map, part: Map):
+def _box_of(ref: Map, part: Map, what: str):
     """None when ``part`` is on the reference grid; the (z, y, x) slices of the box of it that
-    ``part`` covers (same voxel size, origin on a voxel); else GridMismatchError."""
+    ``part`` covers (same voxel size, origin on a voxel); else GridMismatchError naming
+    ``what``."""
     if part.shape == ref.shape and np.allclose(part.origin, ref.origin, rtol=0,
                                                atol=1e-3 * float(ref.voxel_size.min())):
         check_same_grid(ref, part)
@@ -537,7 +554,7 @@ def _box_of(ref: Map, part: Map):
     if (not np.allclose(part.voxel_size, ref.voxel_size, rtol=1e-5)
             or not np.allclose(first, np.rint(first), atol=1e-3)
             or np.any(lo < 0) or np.any(hi > np.asarray(ref.shape))):
-        raise GridMismatchError(f"the round trip (shape {part.shape}, origin "
+        raise GridMismatchError(f"{what} (shape {part.shape}, origin "
                                 f"{_triple(part.origin, 3)} Å) is neither on the reference grid "
                                 f"nor on a box of it")
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
@@ -579,7 +596,7 @@ def _shell_scale(sums, edges: np.ndarray) -> tuple:
     return float(np.exp(log_k)), float(b)
 
 
-def floor_summary(floor, sigma: float, region=None) -> dict:
+def floor_summary(floor, sigma: float, region=None, box=None, grid_shape=None) -> dict:
     """The resampling floor's size against σ: its width and the median and largest √floor / σ
     over ``region`` (bool mask; the whole grid when None or empty).
 
@@ -590,6 +607,12 @@ def floor_summary(floor, sigma: float, region=None) -> dict:
     sigma : float
         σ of the difference (density units), > 0.
     region : numpy.ndarray of bool, optional
+        On the whole grid.
+    box : tuple of slice, optional
+        (z, y, x) slices of the grid that ``floor`` covers (0 beyond them); None when it
+        covers the grid.
+    grid_shape : tuple of int, optional
+        The grid's shape, with ``box`` (default the shape of ``region``).
 
     Returns
     -------
@@ -597,23 +620,49 @@ def floor_summary(floor, sigma: float, region=None) -> dict:
         ``width_fwhm_d_min``, ``rms_over_sigma_median``, ``rms_over_sigma_max``.
     """
     floor = floor.data if isinstance(floor, Map) else np.asarray(floor)
-    values = floor if region is None or not np.any(region) else floor[region]
+    if region is None or not np.any(region):
+        values = floor.reshape(-1)
+        shape = grid_shape if grid_shape is not None else np.shape(region)
+        zeros = 0 if box is None else int(np.prod(shape)) - floor.size
+    elif box is None:
+        values, zeros = floor[region], 0
+    else:
+        values = floor[region[box]]
+        zeros = int(np.count_nonzero(region)) - len(values)
+    # the median and largest of the values and `zeros` zeros (a floor is never negative)
+    total = len(values) + zeros
+    middle = sorted({(total - 1) // 2, total // 2})
+    ordered = np.partition(values, [max(m - zeros, 0) for m in middle]) if len(values) else values
+    picks = np.array([np.float32(0.0) if m < zeros else ordered[m - zeros] for m in middle],
+                     dtype=np.float32)
+    largest = float(np.max(values)) if len(values) else 0.0
     return {"width_fwhm_d_min": FLOOR_WIDTH,
-            "rms_over_sigma_median": float(np.sqrt(np.median(values))) / sigma,
-            "rms_over_sigma_max": float(np.sqrt(np.max(values))) / sigma}
+            "rms_over_sigma_median": float(np.sqrt(np.mean(picks))) / sigma,
+            "rms_over_sigma_max": float(np.sqrt(largest)) / sigma}
 
 
-def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region) -> dict:
-    """diff ← diff / √(σ² + floor) in place (``floor`` is not changed); the floor's size
+def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region,
+                       box=None) -> dict:
+    """diff ← diff / √(σ² + floor) in place (``floor`` is not changed; on the (z, y, x)
+    slices ``box`` of the grid, 0 beyond them, or on the whole grid); the floor's size
     relative to σ over ``region`` (the whole box when None)."""
-    summary = floor_summary(floor, sigma, region)
+    summary = floor_summary(floor, sigma, region, box, diff.shape)
     # plane by plane: no temporary of the map's size (memory)
-    for plane, variance in zip(diff, floor):
+    inside = diff if box is None else diff[box]
+    for plane, variance in zip(inside, floor):
         scale = np.divide(variance, np.float32(sigma * sigma), dtype=np.float32)
         scale += np.float32(1.0)
         np.sqrt(scale, out=scale)
         scale *= np.float32(sigma)
         plane /= scale
+    if box is not None:  # beyond the box the floor is 0: √(σ² + 0) = σ
+        outside = np.ones(diff.shape[1:], dtype=bool)
+        outside[box[1:]] = False
+        for z, plane in enumerate(diff):
+            if box[0].start <= z < box[0].stop:
+                plane[outside] /= np.float32(sigma)
+            else:
+                plane /= np.float32(sigma)
     return summary
 
 

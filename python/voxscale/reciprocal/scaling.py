@@ -142,12 +142,12 @@ def _b_from_params(p: np.ndarray, model: str) -> np.ndarray:
     return np.array([[b11, b12, b13], [b12, b22, b23], [b13, b23, b33]])
 
 
-def _quadratic_terms(s: np.ndarray, model: str) -> np.ndarray:
-    """d(sᵀBs)/d(B parameters): (n, n_B)."""
+def _quadratic_terms(s: np.ndarray, model: str, s2=None) -> np.ndarray:
+    """d(sᵀBs)/d(B parameters): (n, n_B); ``s2`` = |s|² when the caller has it."""
     if model == "scale":
         return np.zeros((len(s), 0))
     if model == "isotropic":
-        return np.einsum("ij,ij->i", s, s)[:, None]
+        return (np.einsum("ij,ij->i", s, s) if s2 is None else s2)[:, None]
     x, y, z = s[:, 0], s[:, 1], s[:, 2]
     return np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z], axis=1)
 
@@ -175,12 +175,12 @@ def _signal_weights(f_ref, f_tgt, bins, n_bins) -> np.ndarray:
     return 1.0 + fsc / (1.0 - fsc)
 
 
-def _fit_wilson(a_ref, a_tgt, s, bins, n_bins, model, signal=None):
+def _fit_wilson(a_ref, a_tgt, q, bins, n_bins, signal=None):
     """Gauss–Newton on log per-bin intensity sums: ln Σ F_ref² = ln Σ k²g²F_tgt², each bin
-    weighted by its reflection count times ``signal`` (the bins' signal-to-noise, or 1)."""
+    weighted by its reflection count times ``signal`` (the bins' signal-to-noise, or 1);
+    ``q`` the reflections' quadratic terms (:func:`_quadratic_terms`)."""
     i_ref = np.bincount(bins, a_ref.astype(np.float64) ** 2, n_bins)
     t2 = a_tgt.astype(np.float64) ** 2
-    q = _quadratic_terms(s, model)
     n_b = q.shape[1]
     counts = np.bincount(bins, minlength=n_bins)
     i_tgt0 = np.bincount(bins, t2, n_bins)
@@ -197,7 +197,7 @@ def _fit_wilson(a_ref, a_tgt, s, bins, n_bins, model, signal=None):
     weights = np.sqrt(counts[use] * (1.0 if signal is None else signal[use]))
     p = np.zeros(1 + n_b)
     for _ in range(50):
-        g2 = np.exp(-0.5 * q @ p[1:]) if n_b else np.ones(len(s))
+        g2 = np.exp(-0.5 * q @ p[1:]) if n_b else np.ones(len(q))
         i_t = np.bincount(bins, t2 * g2, n_bins)[use]
         resid = np.log(i_ref[use]) - (2 * p[0] + np.log(i_t))
         jac = np.empty((use.sum(), 1 + n_b))
@@ -211,11 +211,11 @@ def _fit_wilson(a_ref, a_tgt, s, bins, n_bins, model, signal=None):
     return p
 
 
-def _fit_lsq(a_ref, a_tgt, s, model):
-    """Gauss–Newton on Σ(|F_ref| − k·g·|F_tgt|)² over reflections."""
+def _fit_lsq(a_ref, a_tgt, q):
+    """Gauss–Newton on Σ(|F_ref| − k·g·|F_tgt|)² over reflections (``q`` as for
+    :func:`_fit_wilson`)."""
     a_ref = a_ref.astype(np.float64)
     a_tgt = a_tgt.astype(np.float64)
-    q = _quadratic_terms(s, model)
     n_b = q.shape[1]
     denom = a_tgt @ a_tgt
     if not denom > 0:
@@ -225,7 +225,7 @@ def _fit_lsq(a_ref, a_tgt, s, model):
     for _ in range(100):
         model_f = np.exp(p[0] - 0.25 * (q @ p[1:])) * a_tgt
         resid = a_ref - model_f
-        jac = np.empty((len(s), 1 + n_b))
+        jac = np.empty((len(q), 1 + n_b))
         jac[:, 0] = model_f
         jac[:, 1:] = -0.25 * q * model_f[:, None]
         step, *_ = np.linalg.lstsq(jac, resid, rcond=None)
@@ -265,15 +265,22 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
         raise ValueError(f"target must be 'wilson' or 'lsq', not {target!r}")
     d_max, d_min = check_resolution_range(d_max, d_min)
     s_vectors = np.asarray(s_vectors, dtype=np.float64)
-    s_len = np.sqrt(np.einsum("ij,ij->i", s_vectors, s_vectors))
+    s2 = np.einsum("ij,ij->i", s_vectors, s_vectors)
+    s_len = np.sqrt(s2)
     s_lo = 0.0 if d_max is None else 1.0 / d_max
     in_range = (s_len >= s_lo) & (s_len <= 1.0 / d_min * (1 + 1e-9)) & (s_len > 0)
     if not in_range.all():  # callers that selected the range already pay no copies (memory)
         f_ref, f_tgt = f_ref[in_range], f_tgt[in_range]
-        s_vectors, s_len = s_vectors[in_range], s_len[in_range]
+        s_vectors, s_len, s2 = s_vectors[in_range], s_len[in_range], s2[in_range]
     del in_range
     f_ref = np.ascontiguousarray(f_ref, dtype=np.complex64)
     f_tgt = np.ascontiguousarray(f_tgt, dtype=np.complex64)
+    # the fit and the factors need only sᵀBs: without anisotropy |s|², and the vectors go
+    # (memory: 24 bytes a reflection, which a caller handing them over frees here)
+    q = _quadratic_terms(s_vectors, model, s2)
+    del s2
+    if model != "anisotropic":
+        del s_vectors
     if len(s_len) < 10:
         raise ValueError(f"only {len(s_len)} reflections between {d_max} and {d_min} Å")
     if reflections_per_shell:
@@ -287,12 +294,21 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
         if model == "anisotropic":
             bins = shell * len(_DIRECTIONS) + _direction_class(s_vectors)
             n_bins = n_shells * len(_DIRECTIONS)
-        p = _fit_wilson(a_ref, a_tgt, s_vectors, bins, n_bins, model,
+        p = _fit_wilson(a_ref, a_tgt, q, bins, n_bins,
                         _signal_weights(f_ref, f_tgt, bins, n_bins))
     else:
-        p = _fit_lsq(a_ref, a_tgt, s_vectors, model)
+        p = _fit_lsq(a_ref, a_tgt, q)
     b = _b_from_params(p, model)
-    scaled = (f_tgt * _factors(p[0], b, s_vectors)).astype(np.complex64)
+    del a_ref, a_tgt
+    if model == "anisotropic":
+        factors = _factors(p[0], b, s_vectors)
+        del s_vectors
+    else:  # the same k·exp(−B·s²/4) as _factors
+        factors = np.exp(p[0] - 0.25 * (q @ p[1:])) if q.shape[1] else np.full(len(q),
+                                                                                np.exp(p[0]))
+    del q
+    scaled = (f_tgt * factors).astype(np.complex64)
+    del factors
     after = shell_sums(f_ref, scaled, shell, n_shells, nthreads=nthreads)
     before = shell_sums(f_ref, f_tgt, shell, n_shells, nthreads=nthreads)
     rows = _shell_rows(edges, after, before)
