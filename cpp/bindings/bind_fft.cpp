@@ -42,24 +42,21 @@ py::array_t<float> sf_to_map_py(const py::object& f_obj, std::size_t nx, double 
     throw py::value_error("f must have shape (nz, ny, nx // 2 + 1) for the given nx");
   const std::size_t nz = f.shape(0), ny = f.shape(1);
   const std::vector<py::ssize_t> shape{py::ssize_t(nz), py::ssize_t(ny), py::ssize_t(nx)};
-  if (overwrite_f) {
-    // the map is made in f's memory and returned as a view of it (f keeps it alive)
-    auto* ip = f.mutable_data();
-    float* map = nullptr;
-    {
-      py::gil_scoped_release release;
-      map = sf_to_map_in_place(ip, nx, ny, nz, volume, nthreads);
-    }
-    return py::array_t<float>(shape, map, f);
-  }
-  py::array_t<float> out(shape);
-  float* op = out.mutable_data();
-  const auto* ip = f.data();
+  // The map is made in place of the half transform and returned as a view of its memory:
+  // of f itself with overwrite_f, else of a copy of f (one array of the map's size, where
+  // pocketfft's multi-axis c2r would take a complex temporary and the output besides).
+  py::array_t<std::complex<float>> work = f;
+  if (!overwrite_f) work = py::array_t<std::complex<float>>({f.shape(0), f.shape(1), f.shape(2)});
+  const std::complex<float>* source = f.data();
+  const std::size_t count = std::size_t(f.size());
+  auto* ip = work.mutable_data();
+  float* map = nullptr;
   {
     py::gil_scoped_release release;
-    sf_to_map(ip, op, nx, ny, nz, volume, nthreads);
+    if (!overwrite_f) std::copy(source, source + count, ip);
+    map = sf_to_map_in_place(ip, nx, ny, nz, volume, nthreads);
   }
-  return out;
+  return py::array_t<float>(shape, map, work);
 }
 
 }  // namespace
@@ -71,8 +68,8 @@ void bind_fft(py::module_& m) {
   m.def("sf_to_map", &sf_to_map_py, py::arg("f"), py::arg("nx"), py::arg("volume"),
         py::arg("nthreads") = 0, py::arg("overwrite_f") = false,
         "ρ(x) = (1/V) Σ F(h) exp(−2πi h·x): complex64 (nz, ny, nx//2+1) -> float32 (nz, ny, nx). "
-        "With overwrite_f, the map is computed in f's memory (no temporary, no new array) and "
-        "returned as a view of f, which is left overwritten.");
+        "The map is returned as a view of the memory it was computed in: with overwrite_f, f's "
+        "own (no new array; f is left overwritten), else a copy of f's.");
 }
 
 }  // namespace voxscale::bindings

@@ -108,7 +108,9 @@ class CompareResult:
         (x, y, z, Å).
     target_voxel_fixed : Map or None
         The target unchanged but for its corrected voxel size (what ChimeraX's
-        ``volume voxelSize`` would give), box centre kept.
+        ``volume voxelSize`` would give), box centre kept. From :func:`compare_files`, read
+        from the target's file again on each access (the target was let go after
+        resampling: memory).
     resolution : ResolutionChoice
         The high-resolution limit and why it was chosen.
     residue_scores : ResidueScores or None
@@ -145,13 +147,24 @@ class CompareResult:
     parameters: dict = field(default_factory=dict)
     quality: Quality = field(default_factory=Quality)
     voxel_sizes: dict = field(default_factory=dict)
-    target_voxel_fixed: Optional[Map] = None
+    _target_voxel_fixed: Optional[Map] = None
     resolution: Optional[ResolutionChoice] = None
     residue_scores: Optional[ResidueScores] = None
     half_maps: Optional[dict] = None
     ref_model: object = None
     target_coverage: Optional[dict] = None
     solvent_noise_ratio: Optional[float] = None
+
+    #: The target's file when :func:`compare_files` let the target go (see
+    #: :attr:`target_voxel_fixed`).
+    _target_source = None
+
+    @property
+    def target_voxel_fixed(self) -> Optional[Map]:
+        if self._target_voxel_fixed is None and self._target_source is not None:
+            return relabel_voxel_size(read_density(self._target_source, "target"),
+                                      self.voxel_sizes["target_corrected"])
+        return self._target_voxel_fixed
 
     def to_dict(self) -> dict:
         """Every number, machine-readable: the content of ``summary.json``.
@@ -462,7 +475,7 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
     return CompareResult(scan, corrected, before, after, diff, real_space, peaks, d_max, d_min,
                          expansion, moved, timings, parameters=parameters, quality=quality,
                          voxel_sizes=voxel_sizes,
-                         target_voxel_fixed=None if owned
+                         _target_voxel_fixed=None if owned
                          else relabel_voxel_size(target, corrected_voxel),
                          resolution=choice, residue_scores=scores, half_maps={
                              "reference": ref_noise, "target": target_noise}
@@ -803,9 +816,8 @@ def compare_files(ref_path, target_path, *, ref_model_path=None, target_model_pa
     owned = _OwnedMap(target)
     del target
     result = compare(ref, owned, ref_model, target_model, **halves, **options)
-    # the target was let go after resampling: read again for target_voxel_fixed
-    result.target_voxel_fixed = relabel_voxel_size(read_density(target_path, "target"),
-                                                   result.voxel_sizes["target_corrected"])
+    # the target was let go after resampling: target_voxel_fixed reads it again when asked
+    result._target_source = target_path
     result.inputs = inputs or {
         "ref": os.fspath(ref_path), "target": os.fspath(target_path),
         "ref_model": None if ref_model_path is None else os.fspath(ref_model_path),
