@@ -259,12 +259,15 @@ class MapMatcher:
         as its map is made (as :meth:`release`; memory)."""
         blurred = None if abs(delta_b) < 1.0 else ("ref" if delta_b > 0 else "target")
         d = self.d_common
-        ref_m = _filtered(self.f_ref, self.ref, d, delta_b if blurred == "ref" else 0.0,
-                          self.nthreads, overwrite=release)
+        # a transform is read (or made again after release) only for a map it filters
+        ref_m = _filtered(self.f_ref if d is not None or blurred == "ref" else None, self.ref,
+                          d, delta_b if blurred == "ref" else 0.0, self.nthreads,
+                          overwrite=release)
         if release:
             self._f_ref = None
         # a true frequency f is s·f in the target's header units
-        tgt_m = _filtered(self.f_tgt, self.target, None if d is None else d / target_scale,
+        tgt_m = _filtered(self.f_tgt if d is not None or blurred == "target" else None,
+                          self.target, None if d is None else d / target_scale,
                           (-delta_b if blurred == "target" else 0.0) / target_scale ** 2,
                           self.nthreads, overwrite=release)
         if release:

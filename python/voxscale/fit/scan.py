@@ -713,6 +713,9 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
                               reference_grid=cubic, transforms=(f_ref, f_tgt),
                               nthreads=nthreads)
               if need_search else None)
+    # the target's transform is made again when the matched pair is (memory: not held
+    # through the placement and the matcher's first FSC, which need only the reference's)
+    f_tgt = None
     symmetry = []
     if initial_transform is not None:
         placement = Placement(_checked_transform(initial_transform, "initial_transform"),
@@ -728,8 +731,8 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
         if not opts.anisotropic:
             raw_grid = grid = cubic = None  # the search keeps its own if it has one
         matcher = MapMatcher(ref, target, placement.transform, d_min=opts.d_min,
-                             transforms=(f_ref, f_tgt), nthreads=nthreads)
-        del f_ref, f_tgt  # the matcher holds them until its pair is made
+                             transforms=(f_ref, None), nthreads=nthreads)
+        del f_ref  # the matcher holds it until its pair is made
         # common resolution first; the fall-off after the scan
         grid, pts, ref_pts, matched_target, matched_info = _matched_inputs(
             matcher, pts, ref_pts, opts, nthreads)
@@ -739,17 +742,22 @@ def scan_voxel_scale(ref: Map, target: Map, ref_model=None, target_model=None, *
     if matcher is not None:
         first_filtered = matcher.filters  # then the target's cut was at s = 1, not at s
         if not forward.at_edge:  # the FSC and the fall-off with the target corrected
+            # memory: the pair is let go while the target is placed for the FSC; either a
+            # new pair replaces it, or it was the maps unfiltered and is made again
+            grid = matched_target = None
             matcher.measure(forward.transform, forward.best_scale)
         delta_b = matcher.delta_b
         if ((abs(delta_b) > B_REMATCH or matcher.filters or first_filtered)
                 and not forward.at_edge):
-            grid = matched_target = None  # memory: the new pair replaces them
             grid, pts, ref_pts, matched_target, matched_info = _matched_inputs(
                 matcher, pts, ref_pts, opts, nthreads, delta_b, forward.best_scale)
             forward = _direction(grid, pts, forward.transform, _local_options(opts),
                                  centre=forward.best_scale, widen_to=WIDEST_RANGE,
                                  progress=None, nthreads=nthreads, with_unit=True)
         else:
+            if grid is None:  # the first pair again: the maps as given (no cut, no blur)
+                grid, pts, ref_pts, matched_target, matched_info = _matched_inputs(
+                    matcher, pts, ref_pts, opts, nthreads)
             matched_info["relative_B"] = delta_b
         del matcher
     if symmetry:

@@ -477,6 +477,7 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
         ref_box = ref.data[box] * window
         grid = Map._on_grid_of(ref_box, round_trip)
         f_ref = half_transform(grid, nthreads=nthreads)
+        grid = Map._grid_only(grid)  # only its geometry from here: the box's data go
         del ref_box
         f_back = half_transform(Map._on_grid_of(round_trip.data * window, round_trip),
                                 nthreads=nthreads)
@@ -525,7 +526,9 @@ def _radial_derivative(f: np.ndarray, in_range: np.ndarray, grid: Map, centre: n
     out = None
     v, o = grid.voxel_size, grid.origin
     for axis, s_axis in enumerate(half_grid_frequencies(grid.shape, grid.cell)):
-        g = f * (in_range * (-2j * np.pi * s_axis)).astype(np.complex64)
+        # the range (0 or 1) first, then the axis's factor broadcast: no complex128 map
+        g = f * in_range
+        g *= (-2j * np.pi * s_axis).astype(np.complex64)
         d = map_from_half_transform(g, grid, overwrite=True, nthreads=nthreads).data
         del g
         shape = [1, 1, 1]
