@@ -8,6 +8,8 @@ Each is checked against the path without it (the same computation with copies).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -46,10 +48,15 @@ def test_compare_files_equals_compare_in_memory(pair, tmp_path):
     assert from_files.after.r_overall == in_memory.after.r_overall
     np.testing.assert_array_equal(from_files.difference.map.data, in_memory.difference.map.data)
     np.testing.assert_array_equal(from_files.corrected.data, in_memory.corrected.data)
-    fixed, expected = from_files.target_voxel_fixed, in_memory.target_voxel_fixed
-    np.testing.assert_array_equal(fixed.data, expected.data)
-    np.testing.assert_allclose(fixed.voxel_size, expected.voxel_size, rtol=0, atol=0)
-    np.testing.assert_allclose(fixed.origin, expected.origin, rtol=0, atol=0)
+    expected = in_memory.target_voxel_fixed
+    # read from the file when asked, also from a copy of the result (dataclasses.replace)
+    for result in (from_files, dataclasses.replace(from_files)):
+        fixed = result.target_voxel_fixed
+        np.testing.assert_array_equal(fixed.data, expected.data)
+        np.testing.assert_allclose(fixed.voxel_size, expected.voxel_size, rtol=0, atol=0)
+        np.testing.assert_allclose(fixed.origin, expected.origin, rtol=0, atol=0)
+    from_files.target_voxel_fixed = None  # a value set replaces the file
+    assert from_files.target_voxel_fixed is None
 
 
 def test_matcher_release_recomputes_the_same_pair(pair):

@@ -428,6 +428,8 @@ def test_boxed_floor_gives_the_same_difference_as_the_embedded_one():
     for region in (inside, across, None, np.zeros(shape, bool)):
         assert floor_summary(boxed, 0.7, region, box, shape) == floor_summary(whole, 0.7,
                                                                               region)
+    with pytest.raises(ValueError, match="grid's shape"):
+        floor_summary(boxed, 0.7, None, box)
     with pytest.raises(voxscale.errors.GridMismatchError, match="the floor"):
         vector_difference(ref, target, None, d_min, nthreads=2, floor=Map._on_grid_of_box(
             boxed.data, Map(np.zeros((10, 10, 10), np.float32), 1.3), (0, 0, 0)))

@@ -336,9 +336,10 @@ inline std::int64_t prefetch_offset(const Affine& index_map, double rows_y, doub
 // 32.32 fixed point of a coordinate or step in voxels (|v| < kFixedLimit).
 inline std::int64_t to_fixed(double v) { return std::int64_t(std::llround(v * 4294967296.0)); }
 
-// Rows whose steps exceed this (in voxels per point) are not stepped in fixed point: 2^40 is
-// far beyond any grid, and 16 such steps still fit in 64 bits.
-constexpr double kFixedLimit = 1099511627776.0;
+// 32.32 fixed point holds |v| < 2^31 voxels: rows whose steps are larger (at most one point of
+// such a row lies in any grid) take the general path. The steps past a row's last point may
+// leave that range; they wrap (unsigned, or vector adds) and are never used.
+constexpr double kFixedLimit = 2147483648.0;
 
 // Trilinear interpolation along one output row, every point known to be inside a source whose
 // axes all have at least two samples; `start` (the coordinate of point lo) and `step` in

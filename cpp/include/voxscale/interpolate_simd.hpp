@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "simd.hpp"
 
@@ -43,10 +44,14 @@ inline void prefetch_source(const float* p, std::int64_t offset) {
 #if VOXSCALE_X86_DISPATCH
 
 // Two pairs of adjacent floats, at a and at b, in one 128-bit vector (two 64-bit loads; SSE2,
-// so that both vector paths inline it).
+// so that both vector paths inline it). The pairs are 4-byte aligned only: memcpy, not a
+// double load (misaligned and aliasing, which UBSan rightly refuses); it compiles to the same
+// two loads.
 inline __m128d float_pairs(const float* a, const float* b) {
-  return _mm_loadh_pd(_mm_load_sd(reinterpret_cast<const double*>(a)),
-                      reinterpret_cast<const double*>(b));
+  double lo, hi;
+  std::memcpy(&lo, a, sizeof lo);
+  std::memcpy(&hi, b, sizeof hi);
+  return _mm_set_pd(hi, lo);
 }
 
 // Linear interpolation along x of 8 points whose first corners are p[0..7], each read at

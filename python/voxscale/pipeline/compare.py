@@ -157,7 +157,7 @@ class CompareResult:
 
     #: The target's file when :func:`compare_files` let the target go (see
     #: :attr:`target_voxel_fixed`).
-    _target_source = None
+    _target_source: Optional[str] = field(default=None, repr=False, compare=False)
 
     @property
     def target_voxel_fixed(self) -> Optional[Map]:
@@ -165,6 +165,10 @@ class CompareResult:
             return relabel_voxel_size(read_density(self._target_source, "target"),
                                       self.voxel_sizes["target_corrected"])
         return self._target_voxel_fixed
+
+    @target_voxel_fixed.setter
+    def target_voxel_fixed(self, value: Optional[Map]) -> None:
+        self._target_voxel_fixed, self._target_source = value, None
 
     def to_dict(self) -> dict:
         """Every number, machine-readable: the content of ``summary.json``.

@@ -191,8 +191,10 @@ def write_outputs(result: CompareResult, out: OutputDir, *, extra: Optional[dict
     s = summary(result)
     s.update(extra or {})
     result.corrected.write(out / "target_corrected.mrc")
-    if result.target_voxel_fixed is not None:
-        result.target_voxel_fixed.write(out / "target_voxel_fixed.mrc")
+    fixed = result.target_voxel_fixed  # read from the target's file again: once
+    if fixed is not None:
+        fixed.write(out / "target_voxel_fixed.mrc")
+    del fixed
     result.difference.map.write(out / "difference.mrc")
     result.real_space.write(out / "difference_realspace.mrc")
     out.write_text("peaks.json", result.peaks.to_json())

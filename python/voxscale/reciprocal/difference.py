@@ -623,10 +623,13 @@ def floor_summary(floor, sigma: float, region=None, box=None, grid_shape=None) -
         ``width_fwhm_d_min``, ``rms_over_sigma_median``, ``rms_over_sigma_max``.
     """
     floor = floor.data if isinstance(floor, Map) else np.asarray(floor)
+    if box is not None and grid_shape is None:
+        if region is None:
+            raise ValueError("a floor on a box needs the grid's shape (grid_shape or region)")
+        grid_shape = np.shape(region)
     if region is None or not np.any(region):
         values = floor.reshape(-1)
-        shape = grid_shape if grid_shape is not None else np.shape(region)
-        zeros = 0 if box is None else int(np.prod(shape)) - floor.size
+        zeros = 0 if box is None else int(np.prod(grid_shape)) - floor.size
     elif box is None:
         values, zeros = floor[region], 0
     else:
@@ -638,7 +641,8 @@ def floor_summary(floor, sigma: float, region=None, box=None, grid_shape=None) -
     ordered = np.partition(values, [max(m - zeros, 0) for m in middle]) if len(values) else values
     picks = np.array([np.float32(0.0) if m < zeros else ordered[m - zeros] for m in middle],
                      dtype=np.float32)
-    largest = float(np.max(values)) if len(values) else 0.0
+    # in float32 as the values are: the summary does not depend on the floor's extent
+    largest = np.max(values) if len(values) else np.float32(0.0)
     return {"width_fwhm_d_min": FLOOR_WIDTH,
             "rms_over_sigma_median": float(np.sqrt(np.mean(picks))) / sigma,
             "rms_over_sigma_max": float(np.sqrt(largest)) / sigma}
