@@ -402,6 +402,8 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                 region = peak_region if peak_region.any() else molecule
             else:
                 sigma_name, region = sigma_region(ref, molecule, covered)
+            del covered  # made again for the peaks (memory)
+            if ref_noise is None:
                 # the error resampling between the grids makes is a floor under σ: without
                 # it a masked map's flat solvent lets interpolation error pass for peaks;
                 # computed over the box where peaks and residue scores are sought
@@ -428,8 +430,11 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             # the last use of f_ref: low-passed in place; the corrected map transformed again
             real_space = real_space_difference(ref, corrected, d_min=d_min, nthreads=nthreads,
                                                transforms=(f_ref, None), overwrite=True)
-            # residue scores and the coverage come from has_data (made last: memory)
+            # residue scores and the coverage come from has_data, peaks from covered (made
+            # here, not held through the difference: memory; both are cheap)
             has_data = target_coverage(ref, target, scan, 0.0, nthreads=nthreads)
+            covered = target_coverage(ref, target, scan, EDGE_RESOLUTION_ELEMENTS * d_min,
+                                      nthreads=nthreads)
             after = diff.scaling
         else:
             after = compare_amplitudes(ref, corrected, d_max, d_min, nthreads=nthreads,

@@ -232,11 +232,13 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
                          np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
     keep = unique >= 0
     del unique
-    # the selections handed over, not named here: scale_arrays frees what it is done with
-    result = scale_arrays(f_ref[keep], f_tgt[keep], _selected_frequencies(ref, keep),
-                          d_max=d_max, d_min=d_min, model=scaling, target=scaling_target,
-                          n_shells=n_shells, nthreads=nthreads)
+    selected = [f_ref[keep], f_tgt[keep], _selected_frequencies(ref, keep)]
     del keep
+    # the selections handed over (popped, held by nothing here): scale_arrays frees what it
+    # is done with (memory)
+    result = scale_arrays(selected.pop(0), selected.pop(0), selected.pop(0), d_max=d_max,
+                          d_min=d_min, model=scaling, target=scaling_target,
+                          n_shells=n_shells, nthreads=nthreads)
     factor = _target_factor(ref, result)
     f_tgt *= factor
     return f_ref, f_tgt, result, factor

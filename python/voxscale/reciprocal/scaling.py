@@ -197,13 +197,21 @@ def _fit_wilson(a_ref, a_tgt, q, bins, n_bins, signal=None):
     weights = np.sqrt(counts[use] * (1.0 if signal is None else signal[use]))
     p = np.zeros(1 + n_b)
     for _ in range(50):
-        g2 = np.exp(-0.5 * q @ p[1:]) if n_b else np.ones(len(q))
-        i_t = np.bincount(bins, t2 * g2, n_bins)[use]
+        # g²F² of every reflection, built in one array (memory: a reflection list each)
+        if n_b:
+            g2t2 = q @ p[1:]
+            g2t2 *= -0.5
+            np.exp(g2t2, out=g2t2)
+            g2t2 *= t2
+        else:
+            g2t2 = t2
+        i_t = np.bincount(bins, g2t2, n_bins)[use]
         resid = np.log(i_ref[use]) - (2 * p[0] + np.log(i_t))
         jac = np.empty((use.sum(), 1 + n_b))
         jac[:, 0] = 2.0
         for j in range(n_b):  # d ln Σ g²F² / dB_j = −½ Σ q_j g²F² / Σ g²F²
-            jac[:, 1 + j] = -0.5 * np.bincount(bins, q[:, j] * t2 * g2, n_bins)[use] / i_t
+            jac[:, 1 + j] = -0.5 * np.bincount(bins, q[:, j] * g2t2, n_bins)[use] / i_t
+        del g2t2
         step, *_ = np.linalg.lstsq(jac * weights[:, None], resid * weights, rcond=None)
         p += step
         if np.all(np.abs(step) < 1e-10 * (1 + np.abs(p))):
@@ -288,6 +296,7 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
     edges = shell_edges(d_max, d_min, n_shells)
     shell = np.clip(np.searchsorted(edges, s_len, side="right") - 1, 0, n_shells - 1)
     shell = shell.astype(np.int32)
+    del s_len  # memory: the shells are all that is needed of it
     a_ref, a_tgt = np.abs(f_ref), np.abs(f_tgt)
     if target == "wilson":
         bins, n_bins = shell, n_shells
