@@ -129,12 +129,14 @@ def relative_b_of_shells(s2: np.ndarray, power_ref: np.ndarray, power_target: np
     return float(b_ref if abs(b_ref) < abs(b_target) else b_target)
 
 
-def _filtered(f: np.ndarray, m: Map, d_cut: Optional[float], blur: float,
+def _filtered(transform, m: Map, d_cut: Optional[float], blur: float,
               nthreads: int, overwrite: bool = False) -> Map:
-    """The map with a soft low-pass at d_cut (header units; None for none) and a blur B;
-    with ``overwrite`` the half transform ``f`` is filtered in place (memory)."""
+    """The map with a soft low-pass at d_cut (header units; None for none) and a blur B.
+    ``transform()`` gives its half transform, asked for only when the map is filtered; with
+    ``overwrite`` it is filtered in place (memory)."""
     if d_cut is None and blur <= 0:
         return m
+    f = transform()
     sx, sy, sz = (a.astype(np.float32) for a in half_grid_frequencies(m.shape, m.cell))
     if blur > 0:
         # exp(−B·s²/4) is a product of one factor per axis: one pass over the half-grid
@@ -204,21 +206,18 @@ class MapMatcher:
         self._shells = shell_index(ref.shape, ref.cell, edges, nthreads=nthreads)
         self.measure(transform, 1.0, fall_off=False)
 
-    @property
-    def f_ref(self) -> np.ndarray:
-        """numpy.ndarray : The reference's half transform (computed again after
-        :meth:`release`)."""
-        if self._f_ref is None:
-            self._f_ref = half_transform(self.ref, nthreads=self.nthreads)
-        return self._f_ref
+    def _transform(self, role: str) -> np.ndarray:
+        """The half transform of ``role`` ("ref" or "tgt"), made again after release."""
+        name = "_f_" + role
+        if getattr(self, name) is None:
+            setattr(self, name, half_transform(self.ref if role == "ref" else self.target,
+                                               nthreads=self.nthreads))
+        return getattr(self, name)
 
-    @property
-    def f_tgt(self) -> np.ndarray:
-        """numpy.ndarray : The target's half transform (computed again after
-        :meth:`release`)."""
-        if self._f_tgt is None:
-            self._f_tgt = half_transform(self.target, nthreads=self.nthreads)
-        return self._f_tgt
+    #: numpy.ndarray : The reference's half transform (made again after :meth:`release`).
+    f_ref = property(lambda self: self._transform("ref"))
+    #: numpy.ndarray : The target's half transform (made again after :meth:`release`).
+    f_tgt = property(lambda self: self._transform("tgt"))
 
     def release(self) -> None:
         """Drop both half transforms until they are needed again (memory: two maps' worth
@@ -260,14 +259,14 @@ class MapMatcher:
         blurred = None if abs(delta_b) < 1.0 else ("ref" if delta_b > 0 else "target")
         d = self.d_common
         # a transform is read (or made again after release) only for a map it filters
-        ref_m = _filtered(self.f_ref if d is not None or blurred == "ref" else None, self.ref,
-                          d, delta_b if blurred == "ref" else 0.0, self.nthreads,
+        ref_m = _filtered(lambda: self.f_ref, self.ref, d,
+                          delta_b if blurred == "ref" else 0.0, self.nthreads,
                           overwrite=release)
         if release:
             self._f_ref = None
         # a true frequency f is s·f in the target's header units
-        tgt_m = _filtered(self.f_tgt if d is not None or blurred == "target" else None,
-                          self.target, None if d is None else d / target_scale,
+        tgt_m = _filtered(lambda: self.f_tgt, self.target,
+                          None if d is None else d / target_scale,
                           (-delta_b if blurred == "target" else 0.0) / target_scale ** 2,
                           self.nthreads, overwrite=release)
         if release:
