@@ -345,6 +345,42 @@ def test_shell_statistics_match_brute_force(reference_map, d_max, n_shells, mode
     assert np.allclose([row["r_before"] for row in res.shells], raw["r"], rtol=1e-4)
 
 
+@pytest.mark.parametrize("model", ["isotropic", "anisotropic", "scale"])
+def test_chunked_fit_and_squared_frequencies_agree_with_one_pass(reference_map, model,
+                                                                 monkeypatch):
+    """The Wilson fit and the sums after scaling go through the reflections a chunk at a
+    time, and scale_reflections takes |s|² instead of the vectors: neither may change the
+    result. One chunk (the plain sums) against chunks of 997 reflections (not a divisor)."""
+    from voxscale.reciprocal import scaling
+    rng = np.random.default_rng(8)
+    tgt = voxscale.Map(blurred(reference_map.data, VOXEL, K_TRUE, B_ANISO) +
+                       0.2 * smooth_random_map(rng, SHAPE, VOXEL, b=20.0).data, VOXEL,
+                       reference_map.origin)
+    sf_r = voxscale.structure_factors(reference_map, D_MIN)
+    sf_t = voxscale.structure_factors(tgt, D_MIN)
+    s_vec = sf_r.hkl / sf_r.cell
+    monkeypatch.setattr(scaling, "CHUNK", 1 << 30)
+    one = voxscale.reciprocal.scale_arrays(sf_r.f, sf_t.f, s_vec, d_min=D_MIN, model=model)
+    monkeypatch.setattr(scaling, "CHUNK", 997)
+    assert len(sf_r) > 10 * 997
+    chunked = scaling.scale_reflections(sf_r.f, sf_t.f, np.einsum("ij,ij->i", s_vec, s_vec),
+                                        s_vec if model == "anisotropic" else None,
+                                        d_min=D_MIN, model=model)
+    assert chunked.k == pytest.approx(one.k, rel=1e-9)
+    np.testing.assert_allclose(chunked.b_tensor, one.b_tensor, rtol=1e-8, atol=1e-9)
+    for a, b in zip(chunked.shells, one.shells):
+        assert a["n"] == b["n"]
+        for key in ("r", "r_before", "fsc", "intensity_ratio"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12)
+
+
+def test_anisotropic_scaling_needs_the_vectors():
+    from voxscale.reciprocal.scaling import scale_reflections
+    f = np.ones(100, np.complex64)
+    with pytest.raises(ValueError, match="s_vectors"):
+        scale_reflections(f, f, np.linspace(0.01, 0.1, 100), d_min=3.0, model="anisotropic")
+
+
 def test_rejects_mismatched_inputs(reference_map):
     sf = voxscale.structure_factors(reference_map, D_MIN)
     other = voxscale.structure_factors(voxscale.Map(reference_map.data[:, :, :-2], VOXEL), D_MIN)

@@ -75,6 +75,34 @@ def test_shell_index_partial_range(shape):
     assert np.any((shells == -1) & (s > edges[-1]))
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("d_max, d_min", [(None, None), (None, 2.5), (6.0, 2.5)])
+def test_unique_reflection_mask_matches_brute_force(shape, d_max, d_min):
+    """One member of each Friedel pair in the range, F(000) out: the numpy assignment of
+    brute_force_check (and so the members shell_index counts), with no int32 map made."""
+    from voxscale.reciprocal.transform import unique_reflection_mask
+    cell = np.array(shape[::-1], dtype=float) * 1.1
+    keep = unique_reflection_mask(shape, cell, d_max, d_min)
+    assert keep.dtype == bool and keep.shape == (shape[0], shape[1], shape[2] // 2 + 1)
+    edges = np.array([0.0 if d_max is None else 1 / d_max,
+                      np.inf if d_min is None else (1 + 1e-9) / d_min])
+    brute_force_check(shape, cell, edges, np.where(keep, 0, -1).astype(np.int32))
+    np.testing.assert_array_equal(keep, shell_index(shape, cell, edges) >= 0)
+
+
+def test_shell_sums_add_over_parts():
+    """ShellSums of two parts of a list add up to the list's."""
+    rng = np.random.default_rng(4)
+    f1, f2 = random_complex(rng, 3001, 2.0), random_complex(rng, 3001, 1.0)
+    shells = rng.integers(0, 6, 3001).astype(np.int32)
+    whole = shell_sums(f1, f2, shells, 6)
+    parts = shell_sums(f1[:1000], f2[:1000], shells[:1000], 6) + \
+        shell_sums(f1[1000:], f2[1000:], shells[1000:], 6)
+    np.testing.assert_array_equal(parts.count, whole.count)
+    for name in ("sum_f1", "sum_f2", "sum_f1_sq", "sum_f2_sq", "sum_abs_diff", "sum_re_cross"):
+        np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-12)
+
+
 def test_shell_index_agrees_with_structure_factors():
     m = Map(np.random.default_rng(0).standard_normal((10, 11, 12)).astype(np.float32),
             (1.0, 1.2, 0.9))

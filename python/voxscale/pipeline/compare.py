@@ -391,8 +391,14 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
             # they are inside the reference's
             covered = target_coverage(ref, target, scan, EDGE_RESOLUTION_ELEMENTS * d_min,
                                       nthreads=nthreads)
-            peak_region = covered & molecule
             noise = region = floor = None
+            if ref_noise is None:
+                sigma_name, region = sigma_region(ref, molecule, covered)
+            # where peaks are sought: in covered's memory unless σ's region is covered
+            # itself; covered is made again for the peaks (memory)
+            peak_region = (covered & molecule if region is covered
+                           else np.logical_and(covered, molecule, out=covered))
+            del covered
             if ref_noise is not None:
                 noise = (ref_noise.noise, corrected_target(ref, target_noise.noise, scan,
                                                            nthreads=nthreads))
@@ -400,9 +406,6 @@ def compare(ref: Map, target: Map, ref_model=None, target_model=None, *, d_max=N
                 # z-scores of the noise where peaks are sought (beyond the target's box only
                 # the reference's noise is left)
                 region = peak_region if peak_region.any() else molecule
-            else:
-                sigma_name, region = sigma_region(ref, molecule, covered)
-            del covered  # made again for the peaks (memory)
             if ref_noise is None:
                 # the error resampling between the grids makes is a floor under σ: without
                 # it a masked map's flat solvent lets interpolation error pass for peaks;

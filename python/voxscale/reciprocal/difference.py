@@ -22,13 +22,12 @@ import numpy as np
 from ..errors import GridMismatchError, VoxscaleError
 from ..maps.map import Map, is_constant, mean_std
 from ..threads import resolve_threads
-from .scaling import SIGNAL_FSC_CAP, SIGNAL_FSC_FLOOR, ScalingResult, scale_arrays
-from .shells import (D_MIN_TOLERANCE, check_resolution_range, resolution_from_fsc,
+from .scaling import SIGNAL_FSC_CAP, SIGNAL_FSC_FLOOR, ScalingResult, scale_reflections
+from .shells import (check_resolution_range, resolution_from_fsc,
                      shell_edges, shell_index, shell_sums)
-from .transform import (StructureFactors, _sphere_mask, _unique_reflections,
-                        half_grid_frequencies,
-                        gaussian_smooth_transform, half_transform, low_pass,
-                        low_pass_of_transform, map_from_half_transform, resolution_mask)
+from .transform import (StructureFactors, _sphere_mask, gaussian_smooth_transform,
+                        half_grid_frequencies, half_transform, low_pass, low_pass_of_transform,
+                        map_from_half_transform, resolution_mask, unique_reflection_mask)
 
 __all__ = ["DifferenceResult", "difference_map", "vector_difference",
            "compare_amplitudes", "real_space_difference", "resampling_floor", "floor_summary",
@@ -182,7 +181,7 @@ class DifferenceResult:
         """numpy.ndarray of complex64 : Half transform of the target scaled onto the
         reference by :attr:`scaling` (computed)."""
         f = half_transform(self.sources[1])
-        f *= _target_factor(self.sources[0], self.scaling)
+        apply_target_factor(f, self.sources[0], self.scaling)
         return f
 
     def structure_factors(self):
@@ -193,7 +192,8 @@ class DifferenceResult:
         sf_ref, sf_tgt : StructureFactors
             Same reflections (for :func:`voxscale.write_mtz`).
         """
-        keep = _unique_reflections(self.map, self.scaling.d_min, 0)
+        keep = unique_reflection_mask(self.map.shape, self.map.cell, None,
+                                      self.scaling.d_min)
         return (StructureFactors._view(self.f_ref, keep, self.map, f000=0.0),
                 StructureFactors._view(self.f_tgt_scaled, keep, self.map, f000=0.0))
 
@@ -227,46 +227,57 @@ def _scaled_half_transforms(ref: Map, target: Map, d_max, d_min, *, scaling: str
                                 "compare")
     f_ref, f_tgt = (f if f is not None else half_transform(m, nthreads=nthreads)
                     for f, m in zip(transforms, (ref, target)))
-    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
-    unique = shell_index(ref.shape, ref.cell,
-                         np.array([s_lo, (1 + D_MIN_TOLERANCE) / d_min]), nthreads=nthreads)
-    keep = unique >= 0
-    del unique
-    selected = [f_ref[keep], f_tgt[keep], _selected_frequencies(ref, keep)]
+    keep = unique_reflection_mask(ref.shape, ref.cell, d_max, d_min)
+    selected = [f_ref[keep], f_tgt[keep], _selected_frequencies(ref, keep, squared=True),
+                _selected_frequencies(ref, keep) if scaling == "anisotropic" else None]
     del keep
-    # the selections handed over (popped, held by nothing here): scale_arrays frees what it
-    # is done with (memory)
-    result = scale_arrays(selected.pop(0), selected.pop(0), selected.pop(0), d_max=d_max,
-                          d_min=d_min, model=scaling, target=scaling_target,
-                          n_shells=n_shells, nthreads=nthreads)
-    factor = _target_factor(ref, result)
-    f_tgt *= factor
-    return f_ref, f_tgt, result, factor
+    # the selections handed over (popped, held by nothing here, and as positional arguments,
+    # not through a tuple): scale_reflections frees what it is done with (memory)
+    result = scale_reflections(selected.pop(0), selected.pop(0), selected.pop(0),
+                               selected.pop(0), d_max=d_max, d_min=d_min, model=scaling,
+                               target=scaling_target, n_shells=n_shells, nthreads=nthreads)
+    apply_target_factor(f_tgt, ref, result)
+    return f_ref, f_tgt, result
 
 
-def _selected_frequencies(ref: Map, keep: np.ndarray) -> np.ndarray:
+def _selected_frequencies(ref: Map, keep: np.ndarray, squared: bool = False) -> np.ndarray:
     """(n, 3) reciprocal vectors x, y, z (Å⁻¹) of the half-grid reflections where ``keep``,
-    selected from broadcast views: no per-reflection indices."""
-    s_vec = np.empty((int(np.count_nonzero(keep)), 3))
+    or with ``squared`` their (n,) |s|² (Å⁻²), selected from broadcast views: no
+    per-reflection indices."""
+    n = int(np.count_nonzero(keep))
+    out = np.zeros(n) if squared else np.empty((n, 3))
     for axis, s_axis in enumerate(half_grid_frequencies(ref.shape, ref.cell)):
-        s_vec[:, axis] = np.broadcast_to(s_axis, keep.shape)[keep]
-    return s_vec
+        if squared:
+            out += np.broadcast_to(s_axis * s_axis, keep.shape)[keep]
+        else:
+            out[:, axis] = np.broadcast_to(s_axis, keep.shape)[keep]
+    return out
 
 
-def _target_factor(ref: Map, result: ScalingResult) -> np.ndarray:
-    """k·exp(−¼ sᵀBs) of a scaling over the reference's half-grid, in float32 and built in
-    place (memory)."""
-    sx, sy, sz = half_grid_frequencies(ref.shape, ref.cell)
+#: z-planes of the half grid whose scale factors are made at once (memory: a slab, not a map).
+FACTOR_SLAB = 16
+
+
+def apply_target_factor(f: np.ndarray, ref: Map, result: ScalingResult) -> None:
+    """f ← k·exp(−¼ sᵀBs)·f in place over the reference's half grid (f of shape
+    (nz, ny, nx//2 + 1)): the scaling's factor, made in float32 slab by slab, never as a
+    map-sized array (memory)."""
+    sx, sy, sz = (a.astype(np.float32) for a in half_grid_frequencies(ref.shape, ref.cell))
     b = result.b_tensor.astype(np.float32)
-    sx, sy, sz = (a.astype(np.float32) for a in (sx, sy, sz))
-    quad = (b[2, 2] * sz * sz + b[1, 1] * sy * sy + 2 * b[1, 2] * sy * sz) + (
-        b[0, 0] * sx * sx)
-    if b[0, 1] or b[0, 2]:
-        quad += 2 * sx * (b[0, 1] * sy + b[0, 2] * sz)
-    quad *= np.float32(-0.25)
-    np.exp(quad, out=quad)
-    quad *= np.float32(result.k)
-    return quad
+    # the (y, x) part of sᵀBs, the same for every z-plane
+    plane = b[1, 1] * sy * sy + b[0, 0] * sx * sx
+    if b[0, 1]:
+        plane = plane + 2 * b[0, 1] * sx * sy
+    k = np.float32(result.k)
+    for start in range(0, f.shape[0], FACTOR_SLAB):
+        z = sz[start:start + FACTOR_SLAB]
+        quad = b[2, 2] * z * z + plane
+        if b[1, 2] or b[0, 2]:
+            quad += 2 * z * (b[1, 2] * sy + b[0, 2] * sx)
+        quad *= np.float32(-0.25)
+        np.exp(quad, out=quad)
+        quad *= k
+        f[start:start + FACTOR_SLAB] *= quad
 
 
 def compare_amplitudes(ref: Map, target: Map, d_max=None, d_min=None, *,
@@ -345,7 +356,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
     """
     nthreads = resolve_threads(nthreads)
     d_min = default_d_min(ref) if d_min is None else float(d_min)
-    f_ref, f_tgt, result, factor = _scaled_half_transforms(
+    f_ref, f_tgt, result = _scaled_half_transforms(
         ref, target, d_max, d_min, scaling=scaling, scaling_target=scaling_target,
         n_shells=n_shells, nthreads=nthreads, transforms=transforms)
     in_range = resolution_mask(ref.shape, ref.cell, d_max, d_min)
@@ -373,7 +384,6 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                 and float(np.min(floor)) >= 0):
             raise VoxscaleError("the floor must be a variance: finite and not negative")
     if noise is None:
-        del factor
         diff = map_from_half_transform(delta, ref, overwrite=True, nthreads=nthreads)
         del delta
         sigma = mean_std(diff.data, mask=region)[1]
@@ -386,8 +396,7 @@ def vector_difference(ref: Map, target: Map, d_max=None, d_min=None, *,
                 region if floor_region is None else _mask_array(floor_region, ref.shape),
                 floor_box)
     else:
-        noise_delta = _noise_of_difference(noise, ref, factor, in_range, nthreads)
-        del factor
+        noise_delta = _noise_of_difference(noise, ref, result, in_range, nthreads)
         weights, per_reflection = _difference_weights(delta, noise_delta, ref, d_max, d_min,
                                                       nthreads)
         delta *= per_reflection
@@ -679,7 +688,7 @@ def _divide_with_floor(diff: np.ndarray, sigma: float, floor: np.ndarray, region
 WEIGHT_SHELLS = 40
 
 
-def _noise_of_difference(noise, ref: Map, factor: np.ndarray, in_range: np.ndarray,
+def _noise_of_difference(noise, ref: Map, scaling: ScalingResult, in_range: np.ndarray,
                          nthreads: int) -> np.ndarray:
     """Half-transform of the difference's noise: k·g·N_target + N_reference in the range.
 
@@ -693,7 +702,7 @@ def _noise_of_difference(noise, ref: Map, factor: np.ndarray, in_range: np.ndarr
             raise GridMismatchError(f"the {name}'s noise map has shape {m.shape}, not the "
                                     f"reference grid's {ref.shape}")
     out = half_transform(noise_tgt, nthreads=nthreads)
-    out *= factor
+    apply_target_factor(out, ref, scaling)
     out += half_transform(noise_ref, nthreads=nthreads)
     out *= in_range
     return out

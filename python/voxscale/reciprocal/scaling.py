@@ -142,48 +142,53 @@ def _b_from_params(p: np.ndarray, model: str) -> np.ndarray:
     return np.array([[b11, b12, b13], [b12, b22, b23], [b13, b23, b33]])
 
 
-def _quadratic_terms(s: np.ndarray, model: str, s2=None) -> np.ndarray:
-    """d(sᵀBs)/d(B parameters): (n, n_B); ``s2`` = |s|² when the caller has it."""
+def _quadratic_terms(s, model: str, s2: np.ndarray) -> np.ndarray:
+    """d(sᵀBs)/d(B parameters): (n, n_B), from |s|² ``s2`` and, for the anisotropic model,
+    the vectors ``s`` (n, 3)."""
     if model == "scale":
-        return np.zeros((len(s), 0))
+        return np.zeros((len(s2), 0))
     if model == "isotropic":
-        return (np.einsum("ij,ij->i", s, s) if s2 is None else s2)[:, None]
+        return s2[:, None]
     x, y, z = s[:, 0], s[:, 1], s[:, 2]
     return np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z], axis=1)
 
 
-def _signal_weights(f_ref, f_tgt, bins, n_bins) -> np.ndarray:
-    """Per-bin weight 1 + FSC/(1 − FSC) (one plus the signal-to-noise) of the two maps, FSC
-    clipped to [0.01, 0.999].
+def _signal_weights(sums: ShellSums) -> np.ndarray:
+    """Per-bin weight 1 + FSC/(1 − FSC) (one plus the signal-to-noise) of the two maps, from
+    their per-bin sums, FSC clipped to [0.01, 0.999].
 
     The variance of a bin's log intensity ratio grows as its shared signal falls, so a
     weighted fit lets shells of noise (beyond a filter edge, or where interpolation error
     dominates a weak shell) no longer drive k and B; the clip keeps unrelated maps fitted
     with about equal weights and no shell of identical maps infinitely heavy.
     """
-    cross = np.bincount(bins, (f_ref * np.conj(f_tgt)).real.astype(np.float64), n_bins)
-    p_ref = np.bincount(bins, np.abs(f_ref).astype(np.float64) ** 2, n_bins)
-    p_tgt = np.bincount(bins, np.abs(f_tgt).astype(np.float64) ** 2, n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fsc = np.nan_to_num(cross / np.sqrt(p_ref * p_tgt), nan=0.0)
+    fsc = np.nan_to_num(sums.fsc, nan=0.0)
     if np.median(fsc) < SIGNAL_FSC_MEDIAN:
         # maps that share no signal beyond their envelope: every shell is noise alike, and
         # weights would hand the fit to the envelope's shell
-        return np.ones(n_bins)
+        return np.ones(len(fsc))
     fsc = np.clip(fsc, SIGNAL_FSC_FLOOR, SIGNAL_FSC_CAP)
     # 1 + SNR: shells without shared signal keep a unit weight
     return 1.0 + fsc / (1.0 - fsc)
 
 
-def _fit_wilson(a_ref, a_tgt, q, bins, n_bins, signal=None):
+#: Reflections per chunk of the per-reflection work of a fit (memory: the temporaries are a
+#: chunk's, not a reflection list's).
+CHUNK = 1 << 18
+
+
+def _chunks(n: int):
+    return (slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK))
+
+
+def _fit_wilson(sums: ShellSums, f_tgt, q, bins, signal=None):
     """Gauss–Newton on log per-bin intensity sums: ln Σ F_ref² = ln Σ k²g²F_tgt², each bin
     weighted by its reflection count times ``signal`` (the bins' signal-to-noise, or 1);
-    ``q`` the reflections' quadratic terms (:func:`_quadratic_terms`)."""
-    i_ref = np.bincount(bins, a_ref.astype(np.float64) ** 2, n_bins)
-    t2 = a_tgt.astype(np.float64) ** 2
+    ``sums`` the two maps' sums over ``bins``, ``q`` the reflections' quadratic terms
+    (:func:`_quadratic_terms`)."""
+    n_bins = len(sums.count)
+    i_ref, i_tgt0, counts = sums.sum_f1_sq, sums.sum_f2_sq, sums.count
     n_b = q.shape[1]
-    counts = np.bincount(bins, minlength=n_bins)
-    i_tgt0 = np.bincount(bins, t2, n_bins)
     # Bins without signal in either map (beyond a map's filter edge) would pull B without
     # bound: keep bins whose mean intensities are above 1e-6 of the median of both maps.
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -197,21 +202,24 @@ def _fit_wilson(a_ref, a_tgt, q, bins, n_bins, signal=None):
     weights = np.sqrt(counts[use] * (1.0 if signal is None else signal[use]))
     p = np.zeros(1 + n_b)
     for _ in range(50):
-        # g²F² of every reflection, built in one array (memory: a reflection list each)
-        if n_b:
-            g2t2 = q @ p[1:]
+        # Σ g²F² and Σ q_j g²F² per bin, a chunk of reflections at a time (memory)
+        i_t = np.zeros(n_bins) if n_b else i_tgt0
+        moments = np.zeros((n_b, n_bins))
+        for part in _chunks(len(q) if n_b else 0):
+            g2t2 = q[part] @ p[1:]
             g2t2 *= -0.5
             np.exp(g2t2, out=g2t2)
-            g2t2 *= t2
-        else:
-            g2t2 = t2
-        i_t = np.bincount(bins, g2t2, n_bins)[use]
+            t2 = np.abs(f_tgt[part]).astype(np.float64)
+            g2t2 *= t2 * t2
+            i_t += np.bincount(bins[part], g2t2, n_bins)
+            for j in range(n_b):
+                moments[j] += np.bincount(bins[part], q[part, j] * g2t2, n_bins)
+        i_t = i_t[use]
         resid = np.log(i_ref[use]) - (2 * p[0] + np.log(i_t))
         jac = np.empty((use.sum(), 1 + n_b))
         jac[:, 0] = 2.0
         for j in range(n_b):  # d ln Σ g²F² / dB_j = −½ Σ q_j g²F² / Σ g²F²
-            jac[:, 1 + j] = -0.5 * np.bincount(bins, q[:, j] * g2t2, n_bins)[use] / i_t
-        del g2t2
+            jac[:, 1 + j] = -0.5 * moments[j][use] / i_t
         step, *_ = np.linalg.lstsq(jac * weights[:, None], resid * weights, rcond=None)
         p += step
         if np.all(np.abs(step) < 1e-10 * (1 + np.abs(p))):
@@ -267,28 +275,66 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
     ScalingResult
     """
     nthreads = resolve_threads(nthreads)
+    _check_model(model, target)
+    s_vectors = np.asarray(s_vectors, dtype=np.float64)
+    s2 = np.einsum("ij,ij->i", s_vectors, s_vectors)
+    if model != "anisotropic":
+        s_vectors = None  # only |s|² is needed (memory)
+    return scale_reflections(f_ref, f_tgt, s2, s_vectors, d_max=d_max,
+                             d_min=d_min, model=model, target=target, n_shells=n_shells,
+                             reflections_per_shell=reflections_per_shell, nthreads=nthreads)
+
+
+def _check_model(model: str, target: str) -> None:
     if model not in ("isotropic", "anisotropic", "scale"):
         raise ValueError(f"model must be 'isotropic', 'anisotropic' or 'scale', not {model!r}")
     if target not in ("wilson", "lsq"):
         raise ValueError(f"target must be 'wilson' or 'lsq', not {target!r}")
+
+
+def scale_reflections(f_ref, f_tgt, s_squared, s_vectors=None, *, d_max=None, d_min,
+                      model: str = "isotropic", target: str = "wilson", n_shells: int = 20,
+                      reflections_per_shell=None, nthreads: int = 0) -> ScalingResult:
+    """:func:`scale_arrays` given |s|² of the reflections, and their vectors only for the
+    anisotropic model: 8 bytes a reflection instead of 24 (memory, for callers that select
+    reflections from a half transform). Arrays handed over (held by nothing else) are freed
+    here when they are done with.
+
+    Parameters
+    ----------
+    f_ref, f_tgt : numpy.ndarray of complex64, shape (n,)
+        Structure factors of the same reflections.
+    s_squared : numpy.ndarray of float64, shape (n,)
+        |s|² of the reflections (Å⁻²).
+    s_vectors : numpy.ndarray, shape (n, 3), optional
+        Their reciprocal vectors x, y, z (Å⁻¹): required for ``model="anisotropic"`` only.
+    d_max, d_min, model, target, n_shells, reflections_per_shell, nthreads
+        See :func:`scale_amplitudes`.
+
+    Returns
+    -------
+    ScalingResult
+    """
+    nthreads = resolve_threads(nthreads)
+    _check_model(model, target)
+    if model == "anisotropic" and s_vectors is None:
+        raise ValueError("the anisotropic model needs the reflections' vectors (s_vectors)")
     d_max, d_min = check_resolution_range(d_max, d_min)
-    s_vectors = np.asarray(s_vectors, dtype=np.float64)
-    s2 = np.einsum("ij,ij->i", s_vectors, s_vectors)
+    s2 = np.asarray(s_squared, dtype=np.float64)
     s_len = np.sqrt(s2)
     s_lo = 0.0 if d_max is None else 1.0 / d_max
     in_range = (s_len >= s_lo) & (s_len <= 1.0 / d_min * (1 + 1e-9)) & (s_len > 0)
     if not in_range.all():  # callers that selected the range already pay no copies (memory)
         f_ref, f_tgt = f_ref[in_range], f_tgt[in_range]
-        s_vectors, s_len, s2 = s_vectors[in_range], s_len[in_range], s2[in_range]
+        s_len, s2 = s_len[in_range], s2[in_range]
+        if s_vectors is not None:
+            s_vectors = s_vectors[in_range]
     del in_range
     f_ref = np.ascontiguousarray(f_ref, dtype=np.complex64)
     f_tgt = np.ascontiguousarray(f_tgt, dtype=np.complex64)
-    # the fit and the factors need only sᵀBs: without anisotropy |s|², and the vectors go
-    # (memory: 24 bytes a reflection, which a caller handing them over frees here)
+    # the fit and the factors need only sᵀBs: without anisotropy |s|²
     q = _quadratic_terms(s_vectors, model, s2)
     del s2
-    if model != "anisotropic":
-        del s_vectors
     if len(s_len) < 10:
         raise ValueError(f"only {len(s_len)} reflections between {d_max} and {d_min} Å")
     if reflections_per_shell:
@@ -297,29 +343,31 @@ def scale_arrays(f_ref, f_tgt, s_vectors, *, d_max=None, d_min, model: str = "is
     shell = np.clip(np.searchsorted(edges, s_len, side="right") - 1, 0, n_shells - 1)
     shell = shell.astype(np.int32)
     del s_len  # memory: the shells are all that is needed of it
-    a_ref, a_tgt = np.abs(f_ref), np.abs(f_tgt)
-    if target == "wilson":
-        bins, n_bins = shell, n_shells
-        if model == "anisotropic":
-            bins = shell * len(_DIRECTIONS) + _direction_class(s_vectors)
-            n_bins = n_shells * len(_DIRECTIONS)
-        p = _fit_wilson(a_ref, a_tgt, q, bins, n_bins,
-                        _signal_weights(f_ref, f_tgt, bins, n_bins))
-    else:
-        p = _fit_lsq(a_ref, a_tgt, q)
-    b = _b_from_params(p, model)
-    del a_ref, a_tgt
-    if model == "anisotropic":
-        factors = _factors(p[0], b, s_vectors)
-        del s_vectors
-    else:  # the same k·exp(−B·s²/4) as _factors
-        factors = np.exp(p[0] - 0.25 * (q @ p[1:])) if q.shape[1] else np.full(len(q),
-                                                                                np.exp(p[0]))
-    del q
-    scaled = (f_tgt * factors).astype(np.complex64)
-    del factors
-    after = shell_sums(f_ref, scaled, shell, n_shells, nthreads=nthreads)
+    # the unscaled sums over the shells (R and FSC before; the Wilson fit's intensities and
+    # signal weights when its bins are the shells)
     before = shell_sums(f_ref, f_tgt, shell, n_shells, nthreads=nthreads)
+    if target == "wilson":
+        bins, sums = shell, before
+        if model == "anisotropic":
+            bins = (shell * len(_DIRECTIONS) + _direction_class(s_vectors)).astype(np.int32)
+            sums = shell_sums(f_ref, f_tgt, bins, n_shells * len(_DIRECTIONS),
+                              nthreads=nthreads)
+        p = _fit_wilson(sums, f_tgt, q, bins, _signal_weights(sums))
+        del bins, sums
+    else:
+        p = _fit_lsq(np.abs(f_ref), np.abs(f_tgt), q)
+    b = _b_from_params(p, model)
+    # the sums after scaling, a chunk at a time: F_tgt·k·g in float32 (memory)
+    after = None
+    for part in _chunks(len(shell)):
+        if model == "anisotropic":
+            factors = _factors(p[0], b, s_vectors[part])
+        else:  # the same k·exp(−B·s²/4) as _factors
+            factors = np.exp(p[0] - 0.25 * (q[part] @ p[1:]))
+        sums = shell_sums(f_ref[part], f_tgt[part] * factors.astype(np.float32), shell[part],
+                          n_shells, nthreads=nthreads)
+        after = sums if after is None else after + sums
+    del q, s_vectors
     rows = _shell_rows(edges, after, before)
     b_out = float(b[0, 0]) if model == "isotropic" else (0.0 if model == "scale" else b)
     return ScalingResult(k=float(np.exp(p[0])), B=b_out, model=model, target=target,

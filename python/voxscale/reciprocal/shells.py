@@ -7,7 +7,7 @@ pair is counted, so the sums below are sums over unique reflections. F(000) is n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -156,6 +156,11 @@ class ShellSums:
     sum_f2_sq: np.ndarray
     sum_abs_diff: np.ndarray
     sum_re_cross: np.ndarray
+
+    def __add__(self, other: "ShellSums") -> "ShellSums":
+        """The sums over the reflections of both (e.g. two chunks of one list)."""
+        return ShellSums(*(getattr(self, f.name) + getattr(other, f.name)
+                           for f in fields(self)))
 
     @property
     def r_factor(self) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _core
 from ..maps.map import Map
-from .shells import D_MIN_TOLERANCE, check_resolution_range, shell_index
+from .shells import D_MIN_TOLERANCE, check_resolution_range
 from ..threads import resolve_threads
 
 __all__ = ["StructureFactors", "half_transform", "map_from_half_transform",
@@ -127,7 +127,7 @@ class StructureFactors:
     @classmethod
     def _view(cls, half: np.ndarray, keep: np.ndarray, map: Map,
               f000: Optional[float] = None) -> "StructureFactors":
-        """The reflections of ``half`` where ``keep`` (see :func:`_unique_reflections`), on the
+        """The reflections of ``half`` where ``keep`` (see :func:`unique_reflection_mask`), on the
         grid of ``map``; F(000) from ``half`` unless given."""
         f000 = float(half[0, 0, 0].real) if f000 is None else f000
         sf = cls(None, None, None, f000, map.shape, map.cell, map.origin)
@@ -257,14 +257,8 @@ def structure_factors(map: Map, d_min=None, *, nthreads: int = 0) -> StructureFa
     if d_min is not None:
         d_min = check_resolution_range(None, d_min)[1]
     half = half_transform(map, nthreads=nthreads)
-    return StructureFactors._view(half, _unique_reflections(map, d_min, nthreads), map)
-
-
-def _unique_reflections(map: Map, d_min: Optional[float], nthreads: int) -> np.ndarray:
-    """Half-grid mask of one reflection of each Friedel pair with d >= d_min (Å; None: all),
-    F(000) excluded."""
-    s_max = np.inf if d_min is None else (1.0 + D_MIN_TOLERANCE) / d_min
-    return shell_index(map.shape, map.cell, np.array([0.0, s_max]), nthreads=nthreads) >= 0
+    return StructureFactors._view(half, unique_reflection_mask(map.shape, map.cell, None, d_min),
+                                  map)
 
 
 def map_from_structure_factors(sf: StructureFactors, like: Map, *, include_f000: bool = True,
@@ -381,18 +375,58 @@ def resolution_mask(shape, cell, d_max, d_min) -> np.ndarray:
     numpy.ndarray of bool, shape (nz, ny, nx//2 + 1)
         F(000) excluded.
     """
-    # row by row: along h (x, never negative on the half grid) s² grows, so each (k, l) row
-    # keeps one interval of h; no full-size float array is made
-    _, sy, sz = half_grid_frequencies(shape, cell)
     s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
-    row = sz ** 2 + sy ** 2
-    hi = ((1 + D_MIN_TOLERANCE) / float(d_min)) ** 2 - row
-    lo = s_lo ** 2 - row
-    h_hi = np.where(hi >= 0, np.floor(np.sqrt(np.maximum(hi, 0.0)) * cell[0] + 1e-9), -1.0)
-    h_lo = np.ceil(np.sqrt(np.maximum(lo, 0.0)) * cell[0] - 1e-9)
-    h = np.arange(shape[2] // 2 + 1)[None, None, :]
-    keep = (h <= h_hi) & (h >= h_lo)
+    keep = _band_mask(shape, cell, s_lo, (1 + D_MIN_TOLERANCE) / float(d_min))
     keep[0, 0, 0] = False
+    return keep
+
+
+def unique_reflection_mask(shape, cell, d_max, d_min) -> np.ndarray:
+    """:func:`resolution_mask` with one reflection of each Friedel pair: the unique
+    reflections in the range, F(000) excluded (the members :func:`shell_index` counts).
+
+    Parameters
+    ----------
+    shape, cell, d_max
+        See :func:`resolution_mask`.
+    d_min : float or None
+        High-resolution limit in Å (None: none).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (nz, ny, nx//2 + 1)
+    """
+    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
+    keep = _band_mask(shape, cell, s_lo,
+                      np.inf if d_min is None else (1 + D_MIN_TOLERANCE) / float(d_min))
+    keep[0, 0, 0] = False
+    # in the planes h = 0 and (even nx) h = nx/2 both mates are stored: keep the one with the
+    # smaller linear (l, k) index, as shells.hpp does (a plane of work, not a map's)
+    nz, ny, nx = shape
+    iz, iy = np.arange(nz)[:, None], np.arange(ny)[None, :]
+    first = iz * ny + iy <= ((nz - iz) % nz) * ny + (ny - iy) % ny
+    for h in sorted({0, nx // 2 if nx % 2 == 0 else 0}):
+        keep[:, :, h] &= first
+    return keep
+
+
+def _band_mask(shape, cell, s_lo: float, s_hi: float) -> np.ndarray:
+    """Half-grid mask of s_lo <= |s| <= s_hi (Å⁻¹; s_hi may be inf), F(000) included when
+    s_lo is 0.
+
+    Row by row: along h (x, never negative on the half grid) s² grows, so each (k, l) row
+    keeps one interval of h, and no full-size float array is made (a third of the time of
+    comparing s² everywhere).
+    """
+    _, sy, sz = half_grid_frequencies(shape, cell)
+    row = sz ** 2 + sy ** 2
+    hi = s_hi ** 2 - row
+    h = np.arange(shape[2] // 2 + 1)[None, None, :]
+    keep = h <= np.where(hi >= 0, np.floor(np.sqrt(np.maximum(hi, 0.0)) * cell[0] + 1e-9),
+                         -1.0)
+    if s_lo > 0:
+        lo = s_lo ** 2 - row
+        keep &= h >= np.ceil(np.sqrt(np.maximum(lo, 0.0)) * cell[0] - 1e-9)
     return keep
 
 
@@ -492,17 +526,8 @@ def gaussian_smooth_transform(f: np.ndarray, like: Map, fwhm: float, *,
 
 
 def _sphere_mask(shape, cell, d_min: float) -> np.ndarray:
-    """Half-grid mask of every reflection with d >= d_min, F(000) included.
-
-    Built row by row (the largest h of each (k, l) row), so that no full-size float array is
-    made: a third of the time of comparing s² everywhere.
-    """
-    nz, ny, nx = shape
-    _, sy, sz = half_grid_frequencies(shape, cell)
-    limit = ((1 + D_MIN_TOLERANCE) / float(d_min)) ** 2 - (sz ** 2 + sy ** 2)
-    h_max = np.where(limit >= 0, np.floor(np.sqrt(np.maximum(limit, 0.0)) * cell[0] + 1e-9),
-                     -1.0)
-    return np.arange(nx // 2 + 1)[None, None, :] <= h_max
+    """Half-grid mask of every reflection with d >= d_min, F(000) included."""
+    return _band_mask(shape, cell, 0.0, (1 + D_MIN_TOLERANCE) / float(d_min))
 
 
 def fourier_crop(map: Map, shape, d_min: Optional[float] = None, *, transform=None,
