@@ -90,7 +90,7 @@ def boundary_mask(m: np.ndarray, out_shape, src_shape, margin: float = 0.011) ->
 # -- 1 and 4a: resampling through a general transform ------------------------------------------
 
 @pytest.mark.benchmark(group="resample")
-@pytest.mark.parametrize("order, rounds, target", [(1, 5, 30.0), (3, 2, None)],
+@pytest.mark.parametrize("order, rounds, target", [(1, 9, 30.0), (3, 2, None)],
                          ids=["order1", "order3"])
 def test_resample(compare, source, onto, transform, order, rounds, target):
     m = index_map(source, onto, transform, SCALE)

@@ -15,7 +15,7 @@
 #define VOXSCALE_X86_DISPATCH 1
 #include <immintrin.h>
 #define VOXSCALE_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define VOXSCALE_TARGET_AVX512 __attribute__((target("avx512f,avx512dq")))
+#define VOXSCALE_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl")))
 #else
 #define VOXSCALE_X86_DISPATCH 0
 #endif
@@ -40,14 +40,14 @@ inline SimdLevel simd_from_name(const std::string& name) {
                               "'");
 }
 
-/// The best level this CPU supports (AVX2 with FMA; AVX-512 needs its F and DQ subsets; the
+/// The best level this CPU supports (AVX2 with FMA; AVX-512 needs its F, DQ and VL subsets; the
 /// AVX-512 level also runs the AVX2 kernels where a kernel has no AVX-512 path).
 inline SimdLevel detected_simd() {
 #if VOXSCALE_X86_DISPATCH
   static const SimdLevel level = [] {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("fma"))
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
       return SimdLevel::avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::avx2;
     return SimdLevel::scalar;
