@@ -10,6 +10,9 @@ from ..files import atomic_write
 
 __all__ = ["write_mtz"]
 
+#: Reflections per chunk of the columns written.
+MTZ_CHUNK = 1 << 20
+
 
 def write_mtz(path, sf_ref, sf_tgt, *,
               difference: bool = True, origin=None, d_max=None) -> None:
@@ -44,24 +47,34 @@ def write_mtz(path, sf_ref, sf_tgt, *,
     mtz.spacegroup = gemmi.find_spacegroup_by_name("P 1")
     mtz.set_cell_for_all(gemmi.UnitCell(*sf_ref.cell, 90, 90, 90))
     mtz.add_dataset("voxscale")
-    columns = [np.asarray(sf_ref.hkl, dtype=np.float32)]
-    origin = sf_ref.origin if origin is None else origin
-    shift = np.exp(2j * np.pi * (sf_ref.hkl @ (np.asarray(origin, dtype=np.float64)
-                                                / np.asarray(sf_ref.cell))))
-    f_ref, f_tgt = sf_ref.f * shift, sf_tgt.f * shift
-    pairs = [("REF", f_ref), ("TGT", f_tgt)]
-    if difference:
-        delta = f_tgt - f_ref
-        if d_max is not None and np.isfinite(d_max):
-            delta = np.where(sf_ref.d <= d_max, delta, 0)
-        pairs.append(("DEL", delta))
-    for name, f in pairs:
-        amp_label, phase_label = (("DELFWT", "PHDELWT") if name == "DEL"
-                                  else (f"F{name}", f"PHI{name}"))
+    labels = [("FREF", "PHIREF"), ("FTGT", "PHITGT")] + (
+        [("DELFWT", "PHDELWT")] if difference else [])
+    for amp_label, phase_label in labels:
         mtz.add_column(amp_label, "F")
         mtz.add_column(phase_label, "P")
-        columns.append(np.stack([np.abs(f), np.degrees(np.angle(f))], axis=1).astype(np.float32))
-    mtz.set_data(np.hstack(columns))
+    origin = sf_ref.origin if origin is None else origin
+    hkl = sf_ref.hkl
+    fraction = np.asarray(origin, dtype=np.float64) / np.asarray(sf_ref.cell)
+    limited = difference and d_max is not None and np.isfinite(d_max)
+    # the columns filled a chunk of reflections at a time: the temporaries (complex128) are a
+    # chunk's, not a list's (memory: a 400³ map has millions of reflections)
+    data = np.empty((len(hkl), 3 + 2 * len(labels)), np.float32)
+    data[:, :3] = hkl
+    for start in range(0, len(hkl), MTZ_CHUNK):
+        part = slice(start, start + MTZ_CHUNK)
+        shift = np.exp(2j * np.pi * (hkl[part] @ fraction))
+        f_ref, f_tgt = sf_ref.f[part] * shift, sf_tgt.f[part] * shift
+        columns = [f_ref, f_tgt]
+        if difference:
+            delta = f_tgt - f_ref
+            if limited:
+                delta = np.where(sf_ref.d[part] <= d_max, delta, 0)
+            columns.append(delta)
+        for j, f in enumerate(columns):
+            data[part, 3 + 2 * j] = np.abs(f)
+            data[part, 4 + 2 * j] = np.degrees(np.angle(f))
+    mtz.set_data(data)
+    del data  # gemmi holds its own copy
     mtz.ensure_asu()
     with atomic_write(Path(path)) as tmp:
         mtz.write_to_file(str(tmp))

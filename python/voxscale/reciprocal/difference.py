@@ -194,8 +194,9 @@ class DifferenceResult:
         """
         keep = unique_reflection_mask(self.map.shape, self.map.cell, None,
                                       self.scaling.d_min)
-        return (StructureFactors._view(self.f_ref, keep, self.map, f000=0.0),
-                StructureFactors._view(self.f_tgt_scaled, keep, self.map, f000=0.0))
+        # one half transform at a time: each is selected and let go (memory)
+        return (StructureFactors._view(self.f_ref, keep, self.map, f000=0.0)._detach(),
+                StructureFactors._view(self.f_tgt_scaled, keep, self.map, f000=0.0)._detach())
 
     def write_mtz(self, path) -> None:
         """Write both maps' structure factors and the difference coefficients as MTZ.

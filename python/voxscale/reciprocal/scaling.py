@@ -302,18 +302,12 @@ def scale_reflections(f_ref, f_tgt, s_squared, s_vectors=None, *, d_max=None, d_
 
     Parameters
     ----------
-    f_ref, f_tgt : numpy.ndarray of complex64, shape (n,)
-        Structure factors of the same reflections.
     s_squared : numpy.ndarray of float64, shape (n,)
         |s|² of the reflections (Å⁻²).
     s_vectors : numpy.ndarray, shape (n, 3), optional
-        Their reciprocal vectors x, y, z (Å⁻¹): required for ``model="anisotropic"`` only.
-    d_max, d_min, model, target, n_shells, reflections_per_shell, nthreads
-        See :func:`scale_amplitudes`.
-
-    Returns
-    -------
-    ScalingResult
+        Required for ``model="anisotropic"`` only.
+    f_ref, f_tgt, d_max, d_min, model, target, n_shells, reflections_per_shell, nthreads
+        See :func:`scale_arrays`.
     """
     nthreads = resolve_threads(nthreads)
     _check_model(model, target)

@@ -115,7 +115,7 @@ class StructureFactors:
 
     def __init__(self, hkl, f, d, f000: float, grid_shape, cell, origin=None):
         self._hkl, self._f, self._d = hkl, f, d
-        self._half = self._keep = self._nonzero = self._count = None
+        self._half = self._keep = self._count = None
         # a view whose hkl or f were handed out (and so may have been changed in place) is
         # transformed back from its arrays, not from its half transform
         self._touched = False
@@ -138,22 +138,31 @@ class StructureFactors:
     def _untouched_view(self) -> bool:
         return self._half is not None and not self._touched
 
-    def _indices(self):
-        if self._nonzero is None:
-            self._nonzero = np.nonzero(self._keep)
-        return self._nonzero
-
     def _miller(self) -> np.ndarray:
         if self._hkl is None:
-            iz, iy, ix = self._indices()
-            nz, ny, _ = self.grid_shape
-            self._hkl = np.stack([ix, _signed(iy, ny), _signed(iz, nz)], axis=1).astype(np.int32)
+            # each index selected from a broadcast view in the mask's (C) order: no
+            # per-reflection int64 coordinates (memory)
+            nz, ny, nx = self.grid_shape
+            hkl = np.empty((np.count_nonzero(self._keep), 3), np.int32)
+            for column, index in enumerate((
+                    np.arange(nx // 2 + 1, dtype=np.int32)[None, None, :],
+                    _signed(np.arange(ny, dtype=np.int32), ny)[None, :, None],
+                    _signed(np.arange(nz, dtype=np.int32), nz)[:, None, None])):
+                hkl[:, column] = np.broadcast_to(index, self._keep.shape)[self._keep]
+            self._hkl = hkl
         return self._hkl
 
     def _values(self) -> np.ndarray:
         if self._f is None:
-            self._f = self._half[self._indices()]
+            self._f = self._half[self._keep]
         return self._f
+
+    def _detach(self) -> "StructureFactors":
+        """The view's values selected now and its half transform let go (memory: a map's
+        worth); its indices stay lazy. Returns itself."""
+        self._values()
+        self._half = None
+        return self
 
     @property
     def hkl(self) -> np.ndarray:
