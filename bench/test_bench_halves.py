@@ -29,8 +29,10 @@ MEMORY_FACTOR = 4.0
 _CHILD = """
 import json, resource, sys, time
 from voxscale.pipeline.compare import compare_files
+from voxscale.pipeline.memory import estimate_bytes
 ref, target, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 halves = sys.argv[4:]
+estimate = estimate_bytes("compare", ref, target, halves)
 options = {}
 if halves:
     options = {"ref_halves_paths": halves[:2], "target_halves_paths": halves[2:]}
@@ -40,7 +42,7 @@ seconds = time.perf_counter() - t0
 print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(
     resource.RUSAGE_SELF).ru_maxrss * 1024, "best_scale": r.scan.best_scale,
     "sigma_source": r.difference.sigma_source, "peaks": len(r.peaks),
-    "d_min": r.d_min, "status": r.quality.status}))
+    "d_min": r.d_min, "status": r.quality.status, "estimate": estimate}))
 """
 
 
@@ -88,7 +90,9 @@ def test_compare_with_half_maps_256(compare, files):
     results[name] = result_cls(name, rss_with, [MEMORY_FACTOR * 6 * map_bytes / gib] * ROUNDS,
                                1.0, note="columns in GiB, not seconds: ours = peak RSS of the "
                                          "process, ref = 4 x the bytes of the 6 MRC files "
-                                         f"read ({6 * map_bytes / gib:.2f} GiB)")
+                                         f"read ({6 * map_bytes / gib:.2f} GiB); memory "
+                                         "guard's estimate "
+                                         f"{with_halves[0]['estimate'] / gib:.2f} GiB")
     name = "peak RSS without half maps vs 4 x maps read"
     results[name] = result_cls(name, rss_without, [MEMORY_FACTOR * 2 * map_bytes / gib] * ROUNDS,
                                None, note="columns in GiB: for information (2 maps read)")
@@ -96,4 +100,6 @@ def test_compare_with_half_maps_256(compare, files):
     for r in without + with_halves:
         assert abs(r["best_scale"] - 1 / 1.02) < 5e-4
     assert with_halves[-1]["sigma_source"] == "half_maps"
+    for r in without + with_halves:
+        assert r["estimate"] >= r["peak_rss"], "the memory guard's estimate must bound the peak"
     assert np.isfinite(with_halves[-1]["d_min"])

@@ -141,6 +141,27 @@ def test_memory_guard_refuses_from_the_header(inputs, tmp_path):
         assert_refused(proc, str(bomb), "--max-memory")
 
 
+def test_memory_guard_counts_half_maps(inputs, tmp_path):
+    """Half maps are read too: the estimate grows by HALF_MAP_FACTOR of their float32 bytes,
+    and a limit between the estimates without and with them refuses the comparison (from the
+    headers: the half maps here are copies, never read as data)."""
+    from voxscale.pipeline.memory import HALF_MAP_FACTOR, estimate_bytes
+    halves = []
+    for i, role in enumerate(("ref", "ref", "tgt", "tgt")):
+        halves.append(tmp_path / f"half{i}.mrc")
+        halves[-1].write_bytes(inputs[role].read_bytes())
+    without = estimate_bytes("compare", inputs["ref"], inputs["tgt"])
+    with_halves = estimate_bytes("compare", inputs["ref"], inputs["tgt"], halves)
+    voxels = 2 * (voxscale.read_map(inputs["ref"]).data.size
+                  + voxscale.read_map(inputs["tgt"]).data.size)
+    assert with_halves - without == pytest.approx(4 * HALF_MAP_FACTOR * voxels, abs=1)
+    limit = str((without + with_halves) // 2)
+    proc = run("compare", inputs["ref"], inputs["tgt"], "--ref-halves", *halves[:2],
+               "--target-halves", *halves[2:], "--max-memory", limit, "--out", tmp_path / "o")
+    assert_refused(proc, "4 half maps", "--max-memory")
+    assert not (tmp_path / "o").exists()
+
+
 def test_batch_declares_the_memory_model_of_compare(inputs):
     from voxscale.batch import estimate_memory, map_voxels
     from voxscale.pipeline.memory import estimate_bytes

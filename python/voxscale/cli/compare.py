@@ -109,7 +109,8 @@ def run_compare(ref_path, target_path, out_dir, *, ref_model_path=None, target_m
         raise VoxscaleError(f"{out_dir} exists; use --force to write into it")
     with OutputDir(out_dir, OUTPUT_FILES + ["compare.log"], force=force) as out:
         d_max, d_min = resolution_range(resolution)
-        check_memory("compare", ref_path, target_path, limit=max_memory)
+        check_memory("compare", ref_path, target_path, limit=max_memory,
+                     half_map_paths=[*(ref_halves or ()), *(target_halves or ())])
         lines = []
         bar = ProgressBar("voxel-scale scan", enabled=not quiet)
 

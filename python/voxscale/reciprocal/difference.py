@@ -477,10 +477,10 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
     d_min = default_d_min(ref) if d_min is None else float(d_min)
     d_max, d_min = check_resolution_range(d_max, d_min)
     box = _box_of(ref, round_trip, "the round trip")
+    window = None
     if box is None:
         grid = ref
         f_ref = half_transform(ref, nthreads=nthreads) if transform is None else transform
-        f_back = half_transform(round_trip, nthreads=nthreads)
     else:
         # a box of the grid: both maps taken to 0 smoothly over d_min at its inner faces, so
         # that its transform sees no edge (the box's margin keeps the taper from the region
@@ -491,9 +491,19 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
         f_ref = half_transform(grid, nthreads=nthreads)
         grid = Map._grid_only(grid)  # only its geometry from here: the box's data go
         del ref_box
-        f_back = half_transform(Map._on_grid_of(round_trip.data * window, round_trip),
-                                nthreads=nthreads)
-        del window
+    in_range = resolution_mask(grid.shape, grid.cell, d_max, d_min)
+    # the pose term first, squared, while the round trip's transform does not exist yet: the
+    # derivative's map and temporaries and that transform are never held together (memory)
+    pose = None
+    if scale_uncertainty > 0:
+        pose = _radial_derivative(f_ref, in_range, grid, ref.center if centre is None
+                                  else np.asarray(centre, dtype=np.float64), nthreads)
+        pose *= np.float32(scale_uncertainty)
+        np.square(pose, out=pose)
+    f_back = half_transform(round_trip if window is None
+                            else Map._on_grid_of(round_trip.data * window, round_trip),
+                            nthreads=nthreads)
+    del window
     edges = shell_edges(d_max, d_min, WEIGHT_SHELLS)
     shells = shell_index(grid.shape, grid.cell, edges, nthreads=nthreads)
     sums = shell_sums(f_ref, f_back, shells, WEIGHT_SHELLS, nthreads=nthreads)
@@ -504,19 +514,12 @@ def resampling_floor(ref: Map, round_trip: Map, d_max=None, d_min=None, *, trans
     for s_axis in half_grid_frequencies(grid.shape, grid.cell):
         f_back *= np.exp(-0.25 * b * s_axis * s_axis).astype(np.float32)
     f_back -= f_ref
-    in_range = resolution_mask(grid.shape, grid.cell, d_max, d_min)
     f_back *= in_range
-    pose = None
-    if scale_uncertainty > 0:
-        pose = _radial_derivative(f_ref, in_range, grid, ref.center if centre is None
-                                  else np.asarray(centre, dtype=np.float64), nthreads)
-        pose *= np.float32(scale_uncertainty)
     del f_ref, in_range
     error = map_from_half_transform(f_back, grid, overwrite=True, nthreads=nthreads).data
     del f_back
     np.square(error, out=error)
     if pose is not None:
-        np.square(pose, out=pose)
         error += pose
         del pose
     f_square = half_transform(Map._on_grid_of(error, grid), nthreads=nthreads)
