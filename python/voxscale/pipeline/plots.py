@@ -6,17 +6,24 @@ open.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ..files import atomic_write
 from ..reciprocal.scaling import WILSON_R_ACENTRIC
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_scan", "plot_shells", "plot_expansion", "plot_absolute", "plot_difference_slices"]
 
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, dpi, **kwargs):
+    # matplotlib is imported with the first figure, after a comparison's computation: its
+    # modules (about 26 MB) are not held through the peak of the command (memory)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     return fig, fig.subplots(nrows, ncols, **kwargs)
