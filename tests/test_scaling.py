@@ -374,6 +374,31 @@ def test_chunked_fit_and_squared_frequencies_agree_with_one_pass(reference_map, 
             assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12)
 
 
+def test_anisotropic_bins_beyond_the_kernels_shell_limit(monkeypatch):
+    """Shells × 13 directions may exceed shell_sums' MAX_SHELLS (n_shells >= 7693): the bins
+    are then summed with numpy, to the same sums; and such a fit runs."""
+    from voxscale.reciprocal import scaling
+    rng = np.random.default_rng(3)
+    n = 5000
+    f1 = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+    f2 = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+    bins = rng.integers(0, 50, n).astype(np.int32)
+    kernel = scaling._bin_sums(f1, f2, bins, 50, 1)
+    monkeypatch.setattr(scaling, "MAX_SHELLS", 10)
+    monkeypatch.setattr(scaling, "CHUNK", 777)
+    numpy_sums = scaling._bin_sums(f1, f2, bins, 50, 1)
+    np.testing.assert_array_equal(numpy_sums.count, kernel.count)
+    for name in ("sum_f1", "sum_f2", "sum_f1_sq", "sum_f2_sq", "sum_abs_diff", "sum_re_cross"):
+        np.testing.assert_allclose(getattr(numpy_sums, name), getattr(kernel, name),
+                                   rtol=1e-9, atol=1e-9)
+    monkeypatch.undo()
+    s_vec = rng.uniform(-0.3, 0.3, (40000, 3))
+    g1 = (rng.standard_normal(40000) + 1j * rng.standard_normal(40000)).astype(np.complex64)
+    res = voxscale.reciprocal.scale_arrays(g1, g1, s_vec, d_min=1.0 / 0.52,
+                                           model="anisotropic", n_shells=8000)
+    assert len(res.shells) == 8000 and res.k == pytest.approx(1.0, abs=1e-6)
+
+
 def test_anisotropic_scaling_needs_the_vectors():
     from voxscale.reciprocal.scaling import scale_reflections
     f = np.ones(100, np.complex64)
