@@ -103,7 +103,16 @@ def reference_pipeline(ref: np.ndarray, tgt: np.ndarray):
     shell = np.clip(np.searchsorted(edges, np.sqrt(s2u), side="right") - 1, 0, N_SHELLS - 1)
     counts = np.bincount(shell, minlength=N_SHELLS)
     i_ref = np.bincount(shell, a_ref**2, N_SHELLS)
-    w = np.sqrt(counts)
+    # each shell weighted by its count times 1 + FSC/(1 − FSC) of the unscaled maps (FSC
+    # clipped to [0.01, 0.999]; unit weights when the median FSC is below 0.2), as
+    # docs/method.md's signal-weighted Wilson fit
+    cross = np.bincount(shell, (fr.ravel()[flat] * np.conj(ftu)).real, N_SHELLS)
+    fsc0 = cross / np.sqrt(i_ref * np.bincount(shell, t2, N_SHELLS))
+    signal = np.ones(N_SHELLS)
+    if np.median(fsc0) >= 0.2:
+        fsc0 = np.clip(fsc0, 0.01, 0.999)
+        signal = 1.0 + fsc0 / (1.0 - fsc0)
+    w = np.sqrt(counts * signal)
     p = np.zeros(2)                      # ln k, B
     for _ in range(50):
         g2 = np.exp(-0.5 * p[1] * s2u)

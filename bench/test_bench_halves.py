@@ -3,7 +3,7 @@
 The 6VXX spike pair of the scan benchmarks (256³ model maps, the target 2 % off in scale and
 moved), each map with two half maps of independent noise (0.5 × its σ, low-passed to 3 Å) and
 the full map their average. Each run is a fresh process (``compare_files`` on the files, as
-``voxscale compare`` runs it), so that its peak RSS (``ru_maxrss`` of the child) is its own.
+``voxscale compare`` runs it), so that its peak RSS (VmHWM of the child) is its own.
 Rows, in one session:
 
 - time with half maps against 1.5 × the time without (target: met when under 1.5×);
@@ -19,6 +19,7 @@ import sys
 import numpy as np
 import pytest
 
+from test_bench_compare import OWN_PEAK_RSS
 from test_bench_scan import SPIKE, THREADS, _harness, make_pair
 from voxscale.testing.variants import with_half_maps
 
@@ -26,8 +27,8 @@ ROUNDS = 2
 TIME_FACTOR = 1.5
 MEMORY_FACTOR = 4.0
 
-_CHILD = """
-import json, resource, sys, time
+_CHILD = OWN_PEAK_RSS + """
+import json, sys, time
 from voxscale.pipeline.compare import compare_files
 from voxscale.pipeline.memory import estimate_bytes
 ref, target, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -39,8 +40,7 @@ if halves:
 t0 = time.perf_counter()
 r = compare_files(ref, target, nthreads=threads, **options)
 seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(
-    resource.RUSAGE_SELF).ru_maxrss * 1024, "best_scale": r.scan.best_scale,
+print(json.dumps({"seconds": seconds, "peak_rss": own_peak_rss(), "best_scale": r.scan.best_scale,
     "sigma_source": r.difference.sigma_source, "peaks": len(r.peaks),
     "d_min": r.d_min, "status": r.quality.status, "estimate": estimate}))
 """
