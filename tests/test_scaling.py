@@ -374,24 +374,26 @@ def test_chunked_fit_and_squared_frequencies_agree_with_one_pass(reference_map, 
             assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12)
 
 
-def test_anisotropic_bins_beyond_the_kernels_shell_limit(monkeypatch):
+def test_anisotropic_bins_beyond_the_kernels_shell_limit():
     """Shells × 13 directions may exceed shell_sums' MAX_SHELLS (n_shells >= 7693): the bins
-    are then summed with numpy, to the same sums; and such a fit runs."""
+    are summed a direction at a time, to numpy.bincount's sums over shell × 13 + direction;
+    and such a fit runs."""
     from voxscale.reciprocal import scaling
     rng = np.random.default_rng(3)
-    n = 5000
+    n, n_shells, n_dir = 5000, 50, len(scaling._DIRECTIONS)
     f1 = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
     f2 = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
-    bins = rng.integers(0, 50, n).astype(np.int32)
-    kernel = scaling._bin_sums(f1, f2, bins, 50, 1)
-    monkeypatch.setattr(scaling, "MAX_SHELLS", 10)
-    monkeypatch.setattr(scaling, "CHUNK", 777)
-    numpy_sums = scaling._bin_sums(f1, f2, bins, 50, 1)
-    np.testing.assert_array_equal(numpy_sums.count, kernel.count)
-    for name in ("sum_f1", "sum_f2", "sum_f1_sq", "sum_f2_sq", "sum_abs_diff", "sum_re_cross"):
-        np.testing.assert_allclose(getattr(numpy_sums, name), getattr(kernel, name),
-                                   rtol=1e-9, atol=1e-9)
-    monkeypatch.undo()
+    shell = rng.integers(0, n_shells, n).astype(np.int32)
+    direction = rng.integers(0, n_dir, n)
+    got = scaling._direction_sums(f1, f2, shell, direction, n_shells, 1)
+    bins = shell * n_dir + direction
+    a, b = f1.astype(np.complex128), f2.astype(np.complex128)
+    count = lambda w: np.bincount(bins, w, n_shells * n_dir)  # noqa: E731
+    np.testing.assert_array_equal(got.count, np.bincount(bins, minlength=n_shells * n_dir))
+    for name, w in (("sum_f1", np.abs(a)), ("sum_f2", np.abs(b)), ("sum_f1_sq", np.abs(a) ** 2),
+                    ("sum_f2_sq", np.abs(b) ** 2), ("sum_abs_diff", np.abs(np.abs(a) - np.abs(b))),
+                    ("sum_re_cross", (a * np.conj(b)).real)):
+        np.testing.assert_allclose(getattr(got, name), count(w), rtol=1e-9, atol=1e-9)
     s_vec = rng.uniform(-0.3, 0.3, (40000, 3))
     g1 = (rng.standard_normal(40000) + 1j * rng.standard_normal(40000)).astype(np.complex64)
     res = voxscale.reciprocal.scale_arrays(g1, g1, s_vec, d_min=1.0 / 0.52,

@@ -22,12 +22,12 @@ the FSC (Re ΣF_ref·F_tgt'* / √(Σ|F_ref|² Σ|F_tgt'|²), not mean-subtracte
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from .transform import StructureFactors
-from .shells import MAX_SHELLS, ShellSums, check_resolution_range, shell_edges, shell_sums
+from .shells import ShellSums, check_resolution_range, shell_edges, shell_sums
 from ..threads import resolve_threads
 
 __all__ = ["ScalingResult", "scale_amplitudes", "scale_arrays", "WILSON_R_ACENTRIC"]
@@ -181,23 +181,18 @@ def _chunks(n: int):
     return (slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK))
 
 
-def _bin_sums(f_ref, f_tgt, bins, n_bins: int, nthreads: int) -> ShellSums:
-    """:func:`shell_sums` over any number of bins: the anisotropic fit's shells × directions
-    may exceed the kernel's MAX_SHELLS, and are then summed with numpy.bincount, a chunk of
-    reflections at a time."""
-    if n_bins <= MAX_SHELLS:
-        return shell_sums(f_ref, f_tgt, bins, n_bins, nthreads=nthreads)
-    total = None
-    for part in _chunks(len(bins)):
-        a, b = f_ref[part].astype(np.complex128), f_tgt[part].astype(np.complex128)
-        abs_a, abs_b = np.abs(a), np.abs(b)
-        where = bins[part]
-        sums = ShellSums(np.bincount(where, minlength=n_bins).astype(np.int64),
-                         *(np.bincount(where, w, n_bins) for w in (
-                             abs_a, abs_b, abs_a * abs_a, abs_b * abs_b,
-                             np.abs(abs_a - abs_b), (a * np.conj(b)).real)))
-        total = sums if total is None else total + sums
-    return total
+def _direction_sums(f_ref, f_tgt, shell, direction, n_shells: int,
+                    nthreads: int) -> ShellSums:
+    """The sums over the anisotropic fit's bins, shell × len(_DIRECTIONS) + direction: through
+    :func:`shell_sums` one direction at a time, so that each call stays within its limit of
+    shells (shells × 13 directions need not)."""
+    parts = []
+    for d in range(len(_DIRECTIONS)):
+        mine = direction == d
+        parts.append(shell_sums(f_ref[mine], f_tgt[mine], shell[mine], n_shells,
+                                nthreads=nthreads))
+    return ShellSums(*(np.stack([getattr(part, f.name) for part in parts], axis=1).reshape(-1)
+                       for f in fields(ShellSums)))
 
 
 def _fit_wilson(sums: ShellSums, f_tgt, q, bins, signal=None):
@@ -362,8 +357,10 @@ def scale_reflections(f_ref, f_tgt, s_squared, s_vectors=None, *, d_max=None, d_
     if target == "wilson":
         bins, sums = shell, before
         if model == "anisotropic":
-            bins = (shell * len(_DIRECTIONS) + _direction_class(s_vectors)).astype(np.int32)
-            sums = _bin_sums(f_ref, f_tgt, bins, n_shells * len(_DIRECTIONS), nthreads)
+            direction = _direction_class(s_vectors)
+            bins = (shell * len(_DIRECTIONS) + direction).astype(np.int32)
+            sums = _direction_sums(f_ref, f_tgt, shell, direction, n_shells, nthreads)
+            del direction
         p = _fit_wilson(sums, f_tgt, q, bins, _signal_weights(sums))
         del bins, sums
     else:
