@@ -376,8 +376,8 @@ def resolution_mask(shape, cell, d_max, d_min) -> np.ndarray:
         Box lengths in Å.
     d_max : float or None
         Low-resolution limit in Å (None: none).
-    d_min : float
-        High-resolution limit in Å (reflections at exactly d_min included).
+    d_min : float or None
+        High-resolution limit in Å (reflections at exactly d_min included; None: none).
 
     Returns
     -------
@@ -385,7 +385,8 @@ def resolution_mask(shape, cell, d_max, d_min) -> np.ndarray:
         F(000) excluded.
     """
     s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
-    keep = _band_mask(shape, cell, s_lo, (1 + D_MIN_TOLERANCE) / float(d_min))
+    keep = _band_mask(shape, cell, s_lo,
+                      np.inf if d_min is None else (1 + D_MIN_TOLERANCE) / float(d_min))
     keep[0, 0, 0] = False
     return keep
 
@@ -399,22 +400,19 @@ def unique_reflection_mask(shape, cell, d_max, d_min) -> np.ndarray:
     shape, cell, d_max
         See :func:`resolution_mask`.
     d_min : float or None
-        High-resolution limit in Å (None: none).
+        See :func:`resolution_mask`.
 
     Returns
     -------
     numpy.ndarray of bool, shape (nz, ny, nx//2 + 1)
     """
-    s_lo = 0.0 if d_max is None or not np.isfinite(d_max) else 1.0 / float(d_max)
-    keep = _band_mask(shape, cell, s_lo,
-                      np.inf if d_min is None else (1 + D_MIN_TOLERANCE) / float(d_min))
-    keep[0, 0, 0] = False
+    keep = resolution_mask(shape, cell, d_max, d_min)
     # in the planes h = 0 and (even nx) h = nx/2 both mates are stored: keep the one with the
     # smaller linear (l, k) index, as shells.hpp does (a plane of work, not a map's)
     nz, ny, nx = shape
     iz, iy = np.arange(nz)[:, None], np.arange(ny)[None, :]
     first = iz * ny + iy <= ((nz - iz) % nz) * ny + (ny - iy) % ny
-    for h in sorted({0, nx // 2 if nx % 2 == 0 else 0}):
+    for h in (0, nx // 2) if nx % 2 == 0 else (0,):
         keep[:, :, h] &= first
     return keep
 
