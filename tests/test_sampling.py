@@ -697,6 +697,36 @@ def test_rigid_score_at_every_simd_level():
         np.testing.assert_allclose(linear, results["scalar"][3], atol=1e-7, err_msg=level)
 
 
+@pytest.mark.parametrize("mat", [
+    # identity: whole rows lie on the top faces in y and z (cell clamped to n - 2, fraction 1)
+    np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]),
+    # rows starting 0.004 voxel below x = 0 (inside the tolerance): a clamped first point
+    # beside unclamped groups in one row; the last rows lie 0.004 above the top face in y
+    np.array([[0.97, 0.0, 0.0, -0.004], [0.0, 1.0, 0.0, 0.004], [0.3, 0.0, 0.9, 0.5]]),
+    # rows running down from 0.004 above x's top face while y rises from 0.003 below zero
+    np.array([[-0.9, 0.0, 0.0, 23.004], [0.2, 0.0, 0.5, -0.003], [-0.05, 0.8, 0.0, 1.0]]),
+])
+def test_trilinear_rows_touching_the_faces_at_every_level(mat):
+    """Points within the 0.01-voxel tolerance of a face are clamped onto it; the AVX-512
+    path skips the clamps in groups of 8 points whose coordinates all lie inside, so rows
+    that hold both kinds must give the scalar path's values at every level, and the
+    identity the map itself (to rounding: a point on a top face is its cell's far corner,
+    a + 1·(b − a))."""
+    src = random_map((20, 22, 24), seed=51)  # x 24, y 22, z 20
+    results = at_each_simd_level(
+        lambda: _core.resample_affine(src.data, mat, (20, 22, 40), 1, -7.0, 2))
+    inside = results["scalar"] != -7.0
+    assert inside.sum() > 2000
+    scale = np.abs(src.data).max()
+    for level, out in results.items():
+        np.testing.assert_array_equal(out == -7.0, ~inside, err_msg=level)
+        np.testing.assert_allclose(out, results["scalar"], atol=1e-6 * scale, rtol=0,
+                                   err_msg=level)
+    if mat[0, 0] == 1.0:
+        for out in results.values():
+            np.testing.assert_allclose(out[:, :, :24], src.data, atol=1e-6 * scale, rtol=0)
+
+
 def test_absurd_but_finite_transform_is_safe():
     """Any finite index map is allowed: entries of 1e30 (every point outside) give the fill,
     with no integer overflow in the kernel's prefetch arithmetic (found by UBSan)."""

@@ -468,7 +468,10 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
                                          detail::to_fixed(start[2] + sz * double(lo))};
 #if VOXSCALE_X86_DISPATCH
           if (linear_simd == SimdLevel::avx512) {
-            detail::trilinear_row_avx512(lin, first, fixed_step, lo, hi, ahead, o);
+            std::ptrdiff_t interior_lo, interior_hi;
+            detail::interior_range(lin, first, fixed_step, lo, hi, interior_lo, interior_hi);
+            detail::trilinear_row_avx512(lin, first, fixed_step, lo, hi, interior_lo,
+                                         interior_hi, ahead, o);
             continue;
           }
 #endif
