@@ -99,16 +99,7 @@ struct AxisWeights {
       if (n == 1) { w[0] = 1.0; w[1] = 0.0; dw[0] = dw[1] = 0.0; }
     } else {
       const std::ptrdiff_t i0 = static_cast<std::ptrdiff_t>(t);
-      const double f = t - double(i0), g = 1.0 - f, f2 = f * f, f3 = f2 * f;
-      constexpr double kSixth = 1.0 / 6.0;  // a multiplication: divisions cost ~10x more here
-      w[0] = g * g * g * kSixth;
-      w[1] = (3.0 * f3 - 6.0 * f2 + 4.0) * kSixth;
-      w[2] = (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) * kSixth;
-      w[3] = f3 * kSixth;
-      dw[0] = -0.5 * g * g;
-      dw[1] = 1.5 * f2 - 2.0 * f;
-      dw[2] = -1.5 * f2 + f + 0.5;
-      dw[3] = 0.5 * f2;
+      cubic_weights<true>(t - double(i0), w, dw);
       for (int a = 0; a < 4; ++a) idx[a] = mirror_index(i0 - 1 + a, n);
     }
   }
@@ -480,6 +471,16 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
           detail::trilinear_row(src, first, fixed_step, lo, hi, ahead, o);
           continue;
         }
+#if VOXSCALE_X86_DISPATCH
+        if (order == 3 && simd != SimdLevel::scalar) {
+          detail::cubic_row_avx2(src.data, std::ptrdiff_t(src.nx), std::ptrdiff_t(src.ny),
+                                 std::ptrdiff_t(src.nz), start.data(), step, lo, hi, ahead, o,
+                                 [&](double fx, double fy, double fz) {
+                                   return detail::evaluate<3, false>(src, fx, fy, fz, nullptr);
+                                 });
+          continue;
+        }
+#endif
         for (std::ptrdiff_t ix = lo; ix <= hi; ++ix) {
           double fx = start[0] + sx * double(ix);
           double fy = start[1] + sy * double(ix);

@@ -1,5 +1,7 @@
-// Vector paths of trilinear interpolation along a row of output points (8 points at a time,
-// in AVX2 or in AVX-512), chosen at run time by simd.hpp.
+// Vector paths of interpolation, chosen at run time by simd.hpp: trilinear along a row of
+// output points (8 points at a time, in AVX2 or in AVX-512), and cubic B-spline at one point
+// (its taps in AVX2 vectors; cubic_row_avx2 walks an output row with it). Below, on the
+// trilinear paths:
 //
 // Each point's cell and fraction come from its source coordinate: in AVX-512 the scalar
 // path's 32.32 fixed-point steps (so the two paths see the same coordinates), in AVX2 a double
@@ -18,6 +20,7 @@
 // Indices are 32-bit: the caller uses these paths only for sources of fewer than 2^31 samples.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -42,6 +45,26 @@ inline void prefetch_source(const float* p, std::int64_t offset) {
   (void)p;
   (void)offset;
 #endif
+}
+
+// Cubic B-spline weights of the 4 samples around a point at fraction f of its cell (samples
+// cell - 1 .. cell + 2), and with Grad their derivatives with respect to f.
+template <bool Grad>
+inline void cubic_weights(double f, double* w, double* dw) {
+  const double g = 1.0 - f, f2 = f * f, f3 = f2 * f;
+  constexpr double kSixth = 1.0 / 6.0;  // a multiplication: divisions cost ~10x more here
+  w[0] = g * g * g * kSixth;
+  w[1] = (3.0 * f3 - 6.0 * f2 + 4.0) * kSixth;
+  w[2] = (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) * kSixth;
+  w[3] = f3 * kSixth;
+  if constexpr (Grad) {
+    dw[0] = -0.5 * g * g;
+    dw[1] = 1.5 * f2 - 2.0 * f;
+    dw[2] = -1.5 * f2 + f + 0.5;
+    dw[3] = 0.5 * f2;
+  } else {
+    (void)dw;
+  }
 }
 
 #if VOXSCALE_X86_DISPATCH
@@ -288,6 +311,16 @@ inline void interior_range(const TrilinearSource& s, const std::int64_t* start,
 
 #if VOXSCALE_X86_DISPATCH
 
+// r0·w[0] + r1·w[1] + r2·w[2] + r3·w[3] as two independent products summed.
+VOXSCALE_TARGET_AVX2 inline __m256d weighted4(__m256d r0, __m256d r1, __m256d r2, __m256d r3,
+                                              const double* w) {
+  const __m256d a = _mm256_fmadd_pd(r1, _mm256_set1_pd(w[1]),
+                                    _mm256_mul_pd(r0, _mm256_set1_pd(w[0])));
+  const __m256d b = _mm256_fmadd_pd(r3, _mm256_set1_pd(w[3]),
+                                    _mm256_mul_pd(r2, _mm256_set1_pd(w[2])));
+  return _mm256_add_pd(a, b);
+}
+
 VOXSCALE_TARGET_AVX2 inline double sum4(__m256d v) {
   const __m128d two = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
   return _mm_cvtsd_f64(_mm_add_sd(two, _mm_unpackhi_pd(two, two)));
@@ -295,34 +328,80 @@ VOXSCALE_TARGET_AVX2 inline double sum4(__m256d v) {
 
 // Cubic B-spline value (and, with Grad, derivatives in index units) at a point whose 4×4×4
 // coefficients all lie inside the grid, `corner` the first of them. Vectorised within the
-// point: the four x taps of each of the 16 (y, z) rows are one 128-bit load, widened to double
-// and accumulated with the row's weight wy·wz (three accumulators with gradients), then dotted
-// with the x weights. The sums are those of the scalar path in another order (double
-// throughout), so the two agree to about 1e-15 relative.
+// point and separably: the four x taps of each of the 16 (y, z) rows are one 128-bit load,
+// widened to double; each z plane's rows are summed with the y weights (and with Grad their
+// derivatives), the planes with the z weights, and the result dotted with the x weights.
+// Short independent sums instead of one chain of 16 row updates per accumulator: 139 against
+// 187 ms for a 256³ cubic resample at 20°, 2 threads. The sums are those of the scalar path
+// in another order (double throughout), so the two agree to about 1e-15 relative.
 template <bool Grad>
 VOXSCALE_TARGET_AVX2 inline double cubic_interior_avx2(const float* corner, std::ptrdiff_t dy,
                                                        std::ptrdiff_t dz, const double* wx,
                                                        const double* wy, const double* wz,
                                                        const double* dwx, const double* dwy,
                                                        const double* dwz, double* grad) {
-  __m256d acc = _mm256_setzero_pd(), acc_y = _mm256_setzero_pd(), acc_z = _mm256_setzero_pd();
+  __m256d plane[4], plane_dy[4];
   for (int c = 0; c < 4; ++c) {
-    for (int b = 0; b < 4; ++b) {
-      const __m256d row = _mm256_cvtps_pd(_mm_loadu_ps(corner + c * dz + b * dy));
-      acc = _mm256_fmadd_pd(row, _mm256_set1_pd(wy[b] * wz[c]), acc);
-      if constexpr (Grad) {
-        acc_y = _mm256_fmadd_pd(row, _mm256_set1_pd(dwy[b] * wz[c]), acc_y);
-        acc_z = _mm256_fmadd_pd(row, _mm256_set1_pd(wy[b] * dwz[c]), acc_z);
-      }
-    }
+    const float* p = corner + c * dz;
+    const __m256d r0 = _mm256_cvtps_pd(_mm_loadu_ps(p));
+    const __m256d r1 = _mm256_cvtps_pd(_mm_loadu_ps(p + dy));
+    const __m256d r2 = _mm256_cvtps_pd(_mm_loadu_ps(p + 2 * dy));
+    const __m256d r3 = _mm256_cvtps_pd(_mm_loadu_ps(p + 3 * dy));
+    plane[c] = weighted4(r0, r1, r2, r3, wy);
+    if constexpr (Grad) plane_dy[c] = weighted4(r0, r1, r2, r3, dwy);
   }
+  const __m256d v = weighted4(plane[0], plane[1], plane[2], plane[3], wz);
   const __m256d x = _mm256_loadu_pd(wx);
   if constexpr (Grad) {
-    grad[0] = sum4(_mm256_mul_pd(acc, _mm256_loadu_pd(dwx)));
-    grad[1] = sum4(_mm256_mul_pd(acc_y, x));
-    grad[2] = sum4(_mm256_mul_pd(acc_z, x));
+    grad[0] = sum4(_mm256_mul_pd(v, _mm256_loadu_pd(dwx)));
+    grad[1] = sum4(_mm256_mul_pd(weighted4(plane_dy[0], plane_dy[1], plane_dy[2],
+                                           plane_dy[3], wz), x));
+    grad[2] = sum4(_mm256_mul_pd(weighted4(plane[0], plane[1], plane[2], plane[3], dwz), x));
+  } else {
+    (void)dwx;
+    (void)dwy;
+    (void)dwz;
+    (void)grad;
   }
-  return sum4(_mm256_mul_pd(acc, x));
+  return sum4(_mm256_mul_pd(v, x));
+}
+
+/// Cubic B-spline values at points lo..hi of an output row whose source index is
+/// start + step·i (x, y, z), all within kResampleEdgeTolerance of the source and put onto it
+/// here as the scalar loop does; written to out[lo..hi]. A point whose 4×4×4 taps all lie
+/// inside the source is evaluated here, in line (no call, no mirrored indices: 187 against
+/// 280 ms for a 256³ resample at 20°, 2 threads); the others, within two samples of a face,
+/// by `edge(fx, fy, fz)`.
+template <class Edge>
+VOXSCALE_TARGET_AVX2 inline void cubic_row_avx2(const float* data, std::ptrdiff_t nx,
+                                                std::ptrdiff_t ny, std::ptrdiff_t nz,
+                                                const double* start, const double* step,
+                                                std::ptrdiff_t lo, std::ptrdiff_t hi,
+                                                std::int64_t prefetch, float* out,
+                                                const Edge& edge) {
+  const std::ptrdiff_t n[3] = {nx, ny, nz}, dy = nx, dz = nx * ny;
+  for (std::ptrdiff_t i = lo; i <= hi; ++i) {
+    double f[3];
+    std::ptrdiff_t cell[3];
+    bool interior = true;
+    for (int a = 0; a < 3; ++a) {
+      f[a] = std::min(std::max(start[a] + step[a] * double(i), 0.0), double(n[a] - 1));
+      cell[a] = std::ptrdiff_t(f[a]);  // the floor, on the domain
+      interior = interior && cell[a] >= 1 && cell[a] + 2 < n[a];
+    }
+    const float* at = data + cell[2] * dz + cell[1] * dy + cell[0];
+    prefetch_source(at, prefetch);
+    if (!interior) {
+      out[i] = float(edge(f[0], f[1], f[2]));
+      continue;
+    }
+    double wx[4], wy[4], wz[4];
+    cubic_weights<false>(f[0] - double(cell[0]), wx, nullptr);
+    cubic_weights<false>(f[1] - double(cell[1]), wy, nullptr);
+    cubic_weights<false>(f[2] - double(cell[2]), wz, nullptr);
+    out[i] = float(cubic_interior_avx2<false>(at - dz - dy - 1, dy, dz, wx, wy, wz, nullptr,
+                                              nullptr, nullptr, nullptr));
+  }
 }
 
 #endif  // VOXSCALE_X86_DISPATCH
