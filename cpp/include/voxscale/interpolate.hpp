@@ -128,24 +128,20 @@ inline bool inside_domain(double& fx, double& fy, double& fz, const GridView<flo
 template <int Order, bool Grad>
 inline double evaluate(const GridView<float>& g, double fx, double fy, double fz, double* grad,
                        SimdLevel simd = SimdLevel::scalar) {
+  (void)simd;  // no vector path for Order 1, nor without x86 dispatch
+#if VOXSCALE_X86_DISPATCH
+  if constexpr (Order == 3) {
+    double value;
+    if (simd != SimdLevel::scalar &&
+        cubic_interior_point_avx2<Grad>(g.data, std::ptrdiff_t(g.nx), std::ptrdiff_t(g.ny),
+                                        std::ptrdiff_t(g.nz), fx, fy, fz, grad, value))
+      return value;
+  }
+#endif
   AxisWeights<Order> wx, wy, wz;
   wx.set(fx, std::ptrdiff_t(g.nx));
   wy.set(fy, std::ptrdiff_t(g.ny));
   wz.set(fz, std::ptrdiff_t(g.nz));
-#if VOXSCALE_X86_DISPATCH
-  if constexpr (Order == 3) {
-    // consecutive taps on every axis: no mirrored sample (idx[3] - idx[0] is 3 only then)
-    if (simd != SimdLevel::scalar && wx.idx[3] - wx.idx[0] == 3 && wy.idx[3] - wy.idx[0] == 3 &&
-        wz.idx[3] - wz.idx[0] == 3) {
-      const std::ptrdiff_t dy = std::ptrdiff_t(g.nx), dz = std::ptrdiff_t(g.nx * g.ny);
-      const float* corner = g.data + wz.idx[0] * dz + wy.idx[0] * dy + wx.idx[0];
-      return cubic_interior_avx2<Grad>(corner, dy, dz, wx.w, wy.w, wz.w, wx.dw, wy.dw, wz.dw,
-                                       grad);
-    }
-  }
-#else
-  (void)simd;
-#endif
   constexpr int T = AxisWeights<Order>::kTaps;
   double v = 0.0, gx = 0.0, gy = 0.0, gz = 0.0;
   for (int c = 0; c < T; ++c) {
