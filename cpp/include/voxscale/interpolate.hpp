@@ -404,8 +404,15 @@ inline void resample_affine(const GridView<float>& src, int order, const Affine&
                            std::fabs(sz) < detail::kFixedLimit;
   // The level is read once, before the parallel region.
   const SimdLevel simd = active_simd();
-  // the trilinear vector paths index in 32 bits
-  const SimdLevel linear_simd = src.size() < (std::size_t(1) << 31) ? simd : SimdLevel::scalar;
+  // The trilinear vector paths index in 32 bits. AVX2 places a row's points in double from
+  // its start, not in the scalar path's fixed point; the two agree to about 2^-33 voxel per
+  // point of the row only while step × row length stays below 2^20 voxels. Rows of larger
+  // steps, which hold a point or two of the source, take the scalar path.
+  const double row_reach =
+      double(onx) * std::max({std::fabs(sx), std::fabs(sy), std::fabs(sz)});
+  SimdLevel linear_simd = src.size() < (std::size_t(1) << 31) ? simd : SimdLevel::scalar;
+  if (linear_simd == SimdLevel::avx2 && !(row_reach < 1048576.0))
+    linear_simd = SimdLevel::scalar;
   const detail::TrilinearSource lin{src.data,
                                     std::int32_t(src.nx) - 2,
                                     std::int32_t(src.ny) - 2,

@@ -69,6 +69,16 @@ inline void cubic_weights(double f, double* w, double* dw) {
 
 #if VOXSCALE_X86_DISPATCH
 
+// a·b rounded to double before it is added to anything. In a function compiled for FMA,
+// GCC fuses x + a·b into one rounding (its default -ffp-contract=fast), which the baseline
+// build's scalar loops cannot do: for rows of steps of 1e9 voxels and more the two paths then
+// placed a point differently (by up to 0.12 of a map's largest value, cubic, in a review's fuzz).
+inline double unfused_product(double a, double b) {
+  double p = a * b;
+  __asm__("" : "+x"(p));  // p leaves the multiplication as a rounded double
+  return p;
+}
+
 // Two pairs of adjacent floats, at a and at b, in one 128-bit vector (two 64-bit loads; SSE2,
 // so that both vector paths inline it). The pairs are 4-byte aligned only: the intrinsics'
 // unaligned 64-bit loads, not a double load (misaligned and aliasing, which UBSan rightly
@@ -393,7 +403,7 @@ VOXSCALE_TARGET_AVX2 inline bool cubic_interior_point_avx2(const float* data, st
 
 /// Cubic B-spline values at points lo..hi of an output row whose source index is
 /// start + step·i (x, y, z), all within kResampleEdgeTolerance of the source and put onto it
-/// here as the scalar loop does; written to out[lo..hi]. Points near a face are evaluated by
+/// here as the scalar loop does (the same rounding: unfused_product); written to out[lo..hi]. Points near a face are evaluated by
 /// `edge(fx, fy, fz)`.
 template <class Edge>
 VOXSCALE_TARGET_AVX2 inline void cubic_row_avx2(const float* data, std::ptrdiff_t nx,
@@ -406,7 +416,8 @@ VOXSCALE_TARGET_AVX2 inline void cubic_row_avx2(const float* data, std::ptrdiff_
   for (std::ptrdiff_t i = lo; i <= hi; ++i) {
     double f[3];
     for (int a = 0; a < 3; ++a)
-      f[a] = std::min(std::max(start[a] + step[a] * double(i), 0.0), top[a]);
+      f[a] = std::min(std::max(start[a] + unfused_product(step[a], double(i)), 0.0),
+                      top[a]);
     prefetch_source(data + (std::ptrdiff_t(f[2]) * ny + std::ptrdiff_t(f[1])) * nx +
                         std::ptrdiff_t(f[0]),
                     prefetch);
