@@ -711,10 +711,15 @@ def test_trilinear_rows_touching_the_faces_at_every_level(mat):
     path skips the clamps in groups of 8 points whose coordinates all lie inside, so rows
     that hold both kinds must give the scalar path's values at every level, and the
     identity the map itself (to rounding: a point on a top face is its cell's far corner,
-    a + 1·(b − a))."""
+    a + 1·(b − a)). The map's memory is followed by NaN: a kernel that took a point on a
+    top face for interior would read past the last sample (with weight 0, but 0·NaN is
+    NaN)."""
     src = random_map((20, 22, 24), seed=51)  # x 24, y 22, z 20
+    padded = np.full(src.data.size + 2 * 24 * 22, np.nan, dtype=np.float32)
+    padded[:src.data.size] = src.data.ravel()
+    data = padded[:src.data.size].reshape(src.shape)  # C-contiguous: passed without a copy
     results = at_each_simd_level(
-        lambda: _core.resample_affine(src.data, mat, (20, 22, 40), 1, -7.0, 2))
+        lambda: _core.resample_affine(data, mat, (20, 22, 40), 1, -7.0, 2))
     inside = results["scalar"] != -7.0
     assert inside.sum() > 2000
     scale = np.abs(src.data).max()
