@@ -403,8 +403,8 @@ VOXSCALE_TARGET_AVX2 inline bool cubic_interior_point_avx2(const float* data, st
 
 /// Cubic B-spline values at points lo..hi of an output row whose source index is
 /// start + step·i (x, y, z), all within kResampleEdgeTolerance of the source and put onto it
-/// here as the scalar loop does (the same rounding: unfused_product); written to out[lo..hi]. Points near a face are evaluated by
-/// `edge(fx, fy, fz)`.
+/// here as the scalar loop does (with its rounding: unfused_product); written to
+/// out[lo..hi]. Points near a face are evaluated by `edge(fx, fy, fz)`.
 template <class Edge>
 VOXSCALE_TARGET_AVX2 inline void cubic_row_avx2(const float* data, std::ptrdiff_t nx,
                                                 std::ptrdiff_t ny, std::ptrdiff_t nz,
